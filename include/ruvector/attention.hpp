@@ -1,0 +1,14 @@
+#pragma once
+/// \file attention.hpp
+/// \brief Umbrella header of ruvector-attention: includes every family.
+///
+/// Prefer the family entry headers (`ruvector/attention/standard.hpp`, ...) in large code bases to
+/// keep compile times down.
+
+#include "ruvector/attention/concepts.hpp"
+#include "ruvector/attention/config.hpp"
+#include "ruvector/attention/core.hpp"
+#include "ruvector/attention/fwd.hpp"
+#include "ruvector/attention/kernels.hpp"
+#include "ruvector/attention/standard.hpp"
+#include "ruvector/attention/version.hpp"

@@ -1,0 +1,40 @@
+#pragma once
+/// \file concepts.hpp
+/// \brief Concepts that name what the library's templates require. Each mechanism type is checked
+/// against them with `static_assert` in the tests.
+
+#include <concepts>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "ruvector/attention/core/tensor_view.hpp"
+
+namespace ruvector::attention {
+
+/// \brief The element types every mechanism accepts: `float` (default) and `double`.
+template <class T>
+concept attention_scalar = std::same_as<T, float> || std::same_as<T, double>;
+
+/// \brief A mechanism with the seeds' single-query vector API:
+/// `compute(query, keys, values) -> std::vector<T>` with keys/values as row-major matrix views.
+template <class M>
+concept attention_mechanism = attention_scalar<typename M::value_type> &&
+    requires(const M& m, std::span<const typename M::value_type> q,
+             const matrix_cref<typename M::value_type>& kv) {
+  { m.compute(q, kv, kv) } -> std::same_as<std::vector<typename M::value_type>>;
+};
+
+/// \brief A mechanism that also accepts a boolean key mask (`true` = visible).
+template <class M>
+concept masked_attention_mechanism = attention_mechanism<M> &&
+    requires(const M& m, std::span<const typename M::value_type> q,
+             const matrix_cref<typename M::value_type>& kv, std::span<const bool> mask) {
+  { m.compute_with_mask(q, kv, kv, mask) } -> std::same_as<std::vector<typename M::value_type>>;
+};
+
+/// \brief A strided view usable as a mask argument: rank-2 `[B, Lk]` booleans.
+template <class V>
+concept key_mask_view = std::same_as<std::remove_cvref_t<V>, tensor_view<const bool, 2>>;
+
+}  // namespace ruvector::attention

@@ -1,0 +1,72 @@
+#pragma once
+/// \file core/parallel.hpp
+/// \brief `parallel_for`: OpenMP when the translation unit is compiled with `-fopenmp`, a plain
+/// loop otherwise. No `<execution>` (with libtbb-dev installed it forces `-ltbb` on every user).
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+
+#include "ruvector/attention/config.hpp"
+#include "ruvector/attention/core/validate.hpp"
+
+#if RUVECTOR_ATTENTION_HAS_OPENMP
+#include <omp.h>
+#endif
+
+namespace ruvector::attention {
+
+namespace detail {
+inline std::atomic<int>& thread_setting() noexcept {
+  static std::atomic<int> n{0};  // 0 = use the runtime's default
+  return n;
+}
+}  // namespace detail
+
+/// \brief Sets the number of threads `parallel_for` uses; 0 restores the default (all cores,
+/// or `OMP_NUM_THREADS`). Has no effect without OpenMP.
+inline void set_num_threads(int n) {
+  require_argument(n >= 0, "set_num_threads: thread count must be >= 0");
+  detail::thread_setting().store(n, std::memory_order_relaxed);
+}
+
+/// \brief The number of threads `parallel_for` will use (1 without OpenMP).
+[[nodiscard]] inline int num_threads() noexcept {
+#if RUVECTOR_ATTENTION_HAS_OPENMP
+  const int n = detail::thread_setting().load(std::memory_order_relaxed);
+  return n > 0 ? n : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// \brief Calls `f(i)` for every `i` in `[begin, end)`, possibly concurrently. Iterations must be
+/// independent. The first exception thrown by any iteration is rethrown on the calling thread.
+template <class F>
+void parallel_for(std::size_t begin, std::size_t end, F&& f) {
+  if (end <= begin) return;
+#if RUVECTOR_ATTENTION_HAS_OPENMP
+  const int threads = std::min<long long>(num_threads(), static_cast<long long>(end - begin));
+  if (threads > 1 && !omp_in_parallel()) {
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    const auto count = static_cast<long long>(end - begin);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (long long k = 0; k < count; ++k) {
+      try {
+        f(begin + static_cast<std::size_t>(k));
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+    return;
+  }
+#endif
+  for (std::size_t i = begin; i < end; ++i) f(i);
+}
+
+}  // namespace ruvector::attention

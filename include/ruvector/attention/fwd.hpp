@@ -1,0 +1,17 @@
+#pragma once
+/// \file fwd.hpp
+/// \brief Forward declarations of the public class templates.
+
+#include <cstddef>
+
+namespace ruvector::attention {
+
+template <class T, std::size_t Rank>
+class tensor_view;
+template <class T>
+class scaled_dot_product_attention;
+template <class T>
+class multi_head_attention;
+class rng;
+
+}  // namespace ruvector::attention

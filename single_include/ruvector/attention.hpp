@@ -1,0 +1,2007 @@
+// ruvector-attention 0.1.0 -- single-header edition.
+//
+// GENERATED FILE, do not edit: include/ruvector/attention.hpp with every ruvector/ header it
+// includes inlined once, made by cmake/amalgamate.cmake.
+// Regenerate with: cmake --build <build-dir> --target amalgamate
+//
+// Needs C++20 and, on the include path, Eigen >= 3.4, xsimd and nlohmann_json.
+//
+// SPDX-License-Identifier: MIT
+// Copyright (c) 2026 ruvector-attention contributors
+#pragma once
+
+/// \file attention.hpp
+/// \brief Umbrella header of ruvector-attention: includes every family.
+///
+/// Prefer the family entry headers (`ruvector/attention/standard.hpp`, ...) in large code bases to
+/// keep compile times down.
+
+// ---- begin ruvector/attention/concepts.hpp ----
+/// \file concepts.hpp
+/// \brief Concepts that name what the library's templates require. Each mechanism type is checked
+/// against them with `static_assert` in the tests.
+
+#include <concepts>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+// ---- begin ruvector/attention/core/tensor_view.hpp ----
+/// \file core/tensor_view.hpp
+/// \brief Zero-copy views: Eigen row-major maps/refs for 2-D data and a small strided
+/// `tensor_view<T, Rank>` for the batched `[B, H, L, d]` layout.
+///
+/// Conventions: row-major; strides are in elements (not bytes); a stride of 0 broadcasts an
+/// extent (used for additive biases shared across batch or heads). A default-constructed view is
+/// "absent" (`data() == nullptr`) and is how optional tensor arguments are omitted.
+
+#include <Eigen/Core>
+#include <array>
+#include <cstddef>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+// ---- begin ruvector/attention/core/validate.hpp ----
+/// \file core/validate.hpp
+/// \brief Validation helpers used at the public surface. Each throws a subclass of `error` whose
+/// message names the argument, the index and the expected value.
+
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+// ---- begin ruvector/attention/config.hpp ----
+/// \file config.hpp
+/// \brief Compile-time configuration macros shared by every header.
+
+#include <cstddef>
+
+#if defined(_OPENMP)
+/// Defined to 1 when the translation unit is compiled with OpenMP (`-fopenmp`).
+#define RUVECTOR_ATTENTION_HAS_OPENMP 1
+#else
+#define RUVECTOR_ATTENTION_HAS_OPENMP 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define RUVECTOR_ATTENTION_ALWAYS_INLINE inline __attribute__((always_inline))
+#define RUVECTOR_ATTENTION_RESTRICT __restrict__
+#else
+#define RUVECTOR_ATTENTION_ALWAYS_INLINE inline
+#define RUVECTOR_ATTENTION_RESTRICT
+#endif
+
+namespace ruvector::attention {
+
+/// \brief Largest number of keys (or sequence length) a public entry point accepts.
+/// Guards against accidental O(L^2) allocations from corrupted sizes; override by defining
+/// RUVECTOR_ATTENTION_MAX_SEQUENCE_LENGTH before including any header.
+#ifndef RUVECTOR_ATTENTION_MAX_SEQUENCE_LENGTH
+#define RUVECTOR_ATTENTION_MAX_SEQUENCE_LENGTH (std::size_t{1} << 26)
+#endif
+inline constexpr std::size_t max_sequence_length = RUVECTOR_ATTENTION_MAX_SEQUENCE_LENGTH;
+
+/// \brief Largest vector dimension a public entry point accepts.
+#ifndef RUVECTOR_ATTENTION_MAX_DIMENSION
+#define RUVECTOR_ATTENTION_MAX_DIMENSION (std::size_t{1} << 20)
+#endif
+inline constexpr std::size_t max_dimension = RUVECTOR_ATTENTION_MAX_DIMENSION;
+
+}  // namespace ruvector::attention
+
+// GCC 12 reports -W(maybe-)uninitialized inside its own AVX-512 intrinsics (`__m512 __Y = __Y;`
+// in avx512fintrin.h) when xsimd's exp/ldexp are inlined into our kernels. The warning is a false
+// positive in a system header; silence exactly those two warnings around the kernel code so users
+// compiling with -Werror are not affected.
+#if defined(__GNUC__) && !defined(__clang__)
+#define RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN                                       \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define RUVECTOR_ATTENTION_KERNEL_WARNINGS_END _Pragma("GCC diagnostic pop")
+#else
+#define RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+#define RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+#endif
+// ---- end ruvector/attention/config.hpp ----
+// ---- begin ruvector/attention/core/error.hpp ----
+/// \file core/error.hpp
+/// \brief The exception hierarchy thrown by every validated public entry point.
+///
+/// All errors derive from `ruvector::attention::error` (itself a `std::runtime_error`), so callers
+/// can catch one type. Messages name the argument, the offending index and the expected value.
+
+#include <stdexcept>
+#include <string>
+
+namespace ruvector::attention {
+
+/// \brief Base class of every exception the library throws.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// \brief Two sizes that must agree do not (e.g. query length vs key width).
+class dimension_mismatch : public error {
+ public:
+  using error::error;
+};
+
+/// \brief An argument is outside its documented domain (empty input, zero heads, ...).
+class invalid_argument : public error {
+ public:
+  using error::error;
+};
+
+/// \brief An input holds NaN or ±Inf where finite values are required.
+class non_finite_input : public error {
+ public:
+  using error::error;
+};
+
+/// \brief An input exceeds a documented size limit.
+class input_too_large : public error {
+ public:
+  using error::error;
+};
+
+/// \brief A configuration is inconsistent (e.g. heads do not divide the model dimension).
+class invalid_config : public error {
+ public:
+  using error::error;
+};
+
+/// \brief Reading or writing a file or a serialised configuration failed.
+class io_error : public error {
+ public:
+  using error::error;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/core/error.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Throws `dimension_mismatch` unless `actual == expected`.
+inline void require_dimension(std::string_view what, std::size_t actual, std::size_t expected) {
+  if (actual != expected) {
+    std::ostringstream os;
+    os << "dimension mismatch: " << what << " is " << actual << ", expected " << expected;
+    throw dimension_mismatch(os.str());
+  }
+}
+
+/// \brief Throws `invalid_argument` when `size == 0`.
+inline void require_non_empty(std::string_view what, std::size_t size) {
+  if (size == 0) {
+    std::ostringstream os;
+    os << "invalid argument: " << what << " is empty";
+    throw invalid_argument(os.str());
+  }
+}
+
+/// \brief Throws `input_too_large` when `size > limit`.
+inline void require_at_most(std::string_view what, std::size_t size, std::size_t limit) {
+  if (size > limit) {
+    std::ostringstream os;
+    os << "input too large: " << what << " is " << size << ", the limit is " << limit;
+    throw input_too_large(os.str());
+  }
+}
+
+/// \brief Throws `invalid_config` unless `condition` holds; `message` says what was expected.
+inline void require_config(bool condition, std::string_view message) {
+  if (!condition) throw invalid_config("invalid config: " + std::string(message));
+}
+
+/// \brief Throws `invalid_argument` unless `condition` holds.
+inline void require_argument(bool condition, std::string_view message) {
+  if (!condition) throw invalid_argument("invalid argument: " + std::string(message));
+}
+
+namespace detail {
+
+/// Throws `non_finite_input` naming `what[index]` and the value.
+template <class T>
+[[noreturn]] void throw_non_finite(std::string_view what, std::size_t index, T value) {
+  std::ostringstream os;
+  os << "non-finite input: " << what << "[" << index << "] = " << value;
+  throw non_finite_input(os.str());
+}
+
+/// Throws `non_finite_input` naming `what[row][col]` and the value.
+template <class T>
+[[noreturn]] void throw_non_finite(std::string_view what, std::size_t row, std::size_t col,
+                                   T value) {
+  std::ostringstream os;
+  os << "non-finite input: " << what << "[" << row << "][" << col << "] = " << value;
+  throw non_finite_input(os.str());
+}
+
+}  // namespace detail
+
+/// \brief Throws `non_finite_input` naming the first NaN/Inf element of `values`.
+template <class T>
+void require_finite(std::string_view what, std::span<const T> values) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) detail::throw_non_finite(what, i, values[i]);
+  }
+}
+
+/// \brief Throws `non_finite_input` naming the first NaN/Inf of a row-strided matrix.
+template <class T>
+void require_finite(std::string_view what, const T* data, std::size_t rows, std::size_t cols,
+                    std::ptrdiff_t row_stride) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T* row = data + static_cast<std::ptrdiff_t>(r) * row_stride;
+    for (std::size_t c = 0; c < cols; ++c) {
+      if (!std::isfinite(row[c])) detail::throw_non_finite(what, r, c, row[c]);
+    }
+  }
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/core/validate.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Dense row-major Eigen matrix.
+template <class T>
+using row_matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// \brief Read-only 2-D view (rows = vectors) over any row-major storage with an outer stride.
+/// Binds without copying to `row_matrix<T>`, `Eigen::Map`s and row blocks of them.
+template <class T>
+using matrix_cref = Eigen::Ref<const row_matrix<T>, 0, Eigen::OuterStride<>>;
+
+/// \brief Writable 2-D view over row-major storage with an outer stride.
+template <class T>
+using matrix_ref = Eigen::Ref<row_matrix<T>, 0, Eigen::OuterStride<>>;
+
+/// \brief Wraps a raw row-major array (`rows` vectors of `cols` values, `row_stride` apart).
+template <class T>
+[[nodiscard]] auto matrix_view(T* data, std::size_t rows, std::size_t cols,
+                               std::size_t row_stride = 0) {
+  using M = std::conditional_t<std::is_const_v<T>, const row_matrix<std::remove_const_t<T>>,
+                               row_matrix<T>>;
+  const auto stride = static_cast<Eigen::Index>(row_stride == 0 ? cols : row_stride);
+  return Eigen::Map<M, 0, Eigen::OuterStride<>>(data, static_cast<Eigen::Index>(rows),
+                                                static_cast<Eigen::Index>(cols),
+                                                Eigen::OuterStride<>(stride));
+}
+
+/// \brief Copies a vector of equally sized vectors into a row-major matrix (the seeds' layout).
+/// Throws `dimension_mismatch` naming the first row whose length differs from row 0.
+template <class T>
+[[nodiscard]] row_matrix<T> to_matrix(const std::vector<std::vector<T>>& rows,
+                                      std::string_view what = "rows") {
+  const std::size_t cols = rows.empty() ? 0 : rows.front().size();
+  row_matrix<T> m(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(cols));
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    require_dimension(std::string(what) + "[" + std::to_string(r) + "].size()", rows[r].size(),
+                      cols);
+    for (std::size_t c = 0; c < cols; ++c) {
+      m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = rows[r][c];
+    }
+  }
+  return m;
+}
+
+/// \brief A strided view of a rank-`Rank` tensor; indexing is `view(i0, i1, ...)`.
+template <class T, std::size_t Rank>
+class tensor_view {
+ public:
+  using value_type = std::remove_const_t<T>;
+  using extents_type = std::array<std::size_t, Rank>;
+  using strides_type = std::array<std::ptrdiff_t, Rank>;
+
+  /// An absent view (`data() == nullptr`, all extents 0).
+  constexpr tensor_view() noexcept = default;
+
+  /// A view with explicit strides (in elements).
+  constexpr tensor_view(T* data, extents_type extents, strides_type strides) noexcept
+      : data_(data), extents_(extents), strides_(strides) {}
+
+  /// A contiguous row-major view.
+  constexpr tensor_view(T* data, extents_type extents) noexcept
+      : data_(data), extents_(extents), strides_(contiguous_strides(extents)) {}
+
+  /// Converts a mutable view to a read-only one.
+  template <class U>
+  requires(std::is_same_v<const U, T> && !std::is_same_v<U, T>) constexpr tensor_view(
+      const tensor_view<U, Rank>& other) noexcept  // NOLINT(google-explicit-constructor)
+      : data_(other.data()), extents_(other.extents()), strides_(other.strides()) {}
+
+  [[nodiscard]] constexpr T* data() const noexcept { return data_; }
+  [[nodiscard]] constexpr const extents_type& extents() const noexcept { return extents_; }
+  [[nodiscard]] constexpr const strides_type& strides() const noexcept { return strides_; }
+  [[nodiscard]] constexpr std::size_t extent(std::size_t i) const noexcept { return extents_[i]; }
+  [[nodiscard]] constexpr std::ptrdiff_t stride(std::size_t i) const noexcept {
+    return strides_[i];
+  }
+  /// True for an absent (default-constructed) view.
+  [[nodiscard]] constexpr bool absent() const noexcept { return data_ == nullptr; }
+  /// Number of addressed elements (product of extents).
+  [[nodiscard]] constexpr std::size_t size() const noexcept {
+    std::size_t n = 1;
+    for (auto e : extents_) n *= e;
+    return n;
+  }
+  /// True when the last extent is unit-stride and each stride is the product of later extents.
+  [[nodiscard]] constexpr bool is_contiguous() const noexcept {
+    return strides_ == contiguous_strides(extents_);
+  }
+
+  /// Element access.
+  template <class... I>
+  requires(sizeof...(I) == Rank) [[nodiscard]] constexpr T& operator()(I... idx) const noexcept {
+    return data_[offset(std::array<std::size_t, Rank>{static_cast<std::size_t>(idx)...})];
+  }
+
+  /// Pointer to the innermost row selected by the leading `Rank - 1` indices.
+  template <class... I>
+  requires(sizeof...(I) == Rank - 1) [[nodiscard]] constexpr T* row(I... idx) const noexcept {
+    return data_ + offset(std::array<std::size_t, Rank>{static_cast<std::size_t>(idx)..., 0});
+  }
+
+  /// The row-major strides of a contiguous tensor with `extents`.
+  [[nodiscard]] static constexpr strides_type contiguous_strides(const extents_type& e) noexcept {
+    strides_type s{};
+    std::ptrdiff_t acc = 1;
+    for (std::size_t i = Rank; i-- > 0;) {
+      s[i] = acc;
+      acc *= static_cast<std::ptrdiff_t>(e[i]);
+    }
+    return s;
+  }
+
+ private:
+  [[nodiscard]] constexpr std::ptrdiff_t offset(
+      const std::array<std::size_t, Rank>& idx) const noexcept {
+    std::ptrdiff_t off = 0;
+    for (std::size_t i = 0; i < Rank; ++i) off += static_cast<std::ptrdiff_t>(idx[i]) * strides_[i];
+    return off;
+  }
+
+  T* data_ = nullptr;
+  extents_type extents_{};
+  strides_type strides_{};
+};
+
+/// \brief Contiguous `[B, H, L, d]` view over a raw buffer.
+template <class T>
+[[nodiscard]] constexpr tensor_view<T, 4> make_tensor_view(T* data, std::size_t b, std::size_t h,
+                                                           std::size_t l, std::size_t d) noexcept {
+  return tensor_view<T, 4>(data, {b, h, l, d});
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/core/tensor_view.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief The element types every mechanism accepts: `float` (default) and `double`.
+template <class T>
+concept attention_scalar = std::same_as<T, float> || std::same_as<T, double>;
+
+/// \brief A mechanism with the seeds' single-query vector API:
+/// `compute(query, keys, values) -> std::vector<T>` with keys/values as row-major matrix views.
+template <class M>
+concept attention_mechanism = attention_scalar<typename M::value_type> &&
+    requires(const M& m, std::span<const typename M::value_type> q,
+             const matrix_cref<typename M::value_type>& kv) {
+  { m.compute(q, kv, kv) } -> std::same_as<std::vector<typename M::value_type>>;
+};
+
+/// \brief A mechanism that also accepts a boolean key mask (`true` = visible).
+template <class M>
+concept masked_attention_mechanism = attention_mechanism<M> &&
+    requires(const M& m, std::span<const typename M::value_type> q,
+             const matrix_cref<typename M::value_type>& kv, std::span<const bool> mask) {
+  { m.compute_with_mask(q, kv, kv, mask) } -> std::same_as<std::vector<typename M::value_type>>;
+};
+
+/// \brief A strided view usable as a mask argument: rank-2 `[B, Lk]` booleans.
+template <class V>
+concept key_mask_view = std::same_as<std::remove_cvref_t<V>, tensor_view<const bool, 2>>;
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/concepts.hpp ----
+// ---- begin ruvector/attention/core.hpp ----
+/// \file core.hpp
+/// \brief Entry header of the core family: views, errors, validation, masks, RNG, parallel_for.
+
+// ---- begin ruvector/attention/core/mask.hpp ----
+/// \file core/mask.hpp
+/// \brief Masks: boolean key masks, causal masking and additive biases.
+///
+/// Conventions (DESIGN.md §4):
+/// - A key mask holds `true` for keys that may be attended and `false` for masked-out keys.
+/// - Causal masking is bottom-right aligned: query `i` of `Lq` sees keys `j <= i + (Lk - Lq)`.
+///   With `Lq > Lk` the first `Lq - Lk` queries see no key at all.
+/// - An additive bias is added to the scaled logits; `-inf` entries act as a mask.
+/// - A query row that sees no key outputs zeros and has all-zero weights (never NaN); its
+///   log-sum-exp is `-inf`.
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Number of leading keys visible to query `i` under bottom-right aligned causal masking.
+[[nodiscard]] constexpr std::size_t causal_visible_keys(std::size_t i, std::size_t lq,
+                                                        std::size_t lk) noexcept {
+  // Visible keys are j <= i + lk - lq, i.e. the first (i + 1 + lk - lq) keys, clamped to [0, lk].
+  const std::size_t limit = i + 1 + lk;
+  return limit <= lq ? 0 : std::min(limit - lq, lk);
+}
+
+/// \brief Dense `Lq x Lk` causal mask (row-major, `true` = visible), for tests and debugging.
+[[nodiscard]] inline std::vector<bool> make_causal_mask(std::size_t lq, std::size_t lk) {
+  std::vector<bool> m(lq * lk, false);
+  for (std::size_t i = 0; i < lq; ++i) {
+    const std::size_t n = causal_visible_keys(i, lq, lk);
+    for (std::size_t j = 0; j < n; ++j) m[i * lk + j] = true;
+  }
+  return m;
+}
+
+/// \brief Key mask from per-batch valid lengths: key `j` of batch `b` is visible iff
+/// `j < lengths[b]` (padding mask). Storage is `B x Lk`, row-major.
+[[nodiscard]] inline std::unique_ptr<bool[]> make_length_mask(std::span<const std::size_t> lengths,
+                                                              std::size_t lk) {
+  auto m = std::make_unique<bool[]>(lengths.size() * lk);
+  for (std::size_t b = 0; b < lengths.size(); ++b) {
+    for (std::size_t j = 0; j < lk; ++j) m[b * lk + j] = j < lengths[b];
+  }
+  return m;
+}
+
+/// \brief Everything that can hide keys from queries in one call of the tensor API.
+template <class T>
+struct mask_spec {
+  /// `[B, Lk]` boolean key mask (`true` = attend); absent = every key visible.
+  tensor_view<const bool, 2> key_mask{};
+  /// Bottom-right aligned causal masking.
+  bool causal = false;
+  /// Additive bias `[B or 1, H or 1, Lq, Lk]` added to the scaled logits; an extent of 1
+  /// broadcasts. `-inf` hides a key; NaN and `+inf` are rejected. Absent = no bias.
+  tensor_view<const T, 4> bias{};
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/core/mask.hpp ----
+// ---- begin ruvector/attention/core/parallel.hpp ----
+/// \file core/parallel.hpp
+/// \brief `parallel_for`: OpenMP when the translation unit is compiled with `-fopenmp`, a plain
+/// loop otherwise. No `<execution>` (with libtbb-dev installed it forces `-ltbb` on every user).
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+
+
+#if RUVECTOR_ATTENTION_HAS_OPENMP
+#include <omp.h>
+#endif
+
+namespace ruvector::attention {
+
+namespace detail {
+inline std::atomic<int>& thread_setting() noexcept {
+  static std::atomic<int> n{0};  // 0 = use the runtime's default
+  return n;
+}
+}  // namespace detail
+
+/// \brief Sets the number of threads `parallel_for` uses; 0 restores the default (all cores,
+/// or `OMP_NUM_THREADS`). Has no effect without OpenMP.
+inline void set_num_threads(int n) {
+  require_argument(n >= 0, "set_num_threads: thread count must be >= 0");
+  detail::thread_setting().store(n, std::memory_order_relaxed);
+}
+
+/// \brief The number of threads `parallel_for` will use (1 without OpenMP).
+[[nodiscard]] inline int num_threads() noexcept {
+#if RUVECTOR_ATTENTION_HAS_OPENMP
+  const int n = detail::thread_setting().load(std::memory_order_relaxed);
+  return n > 0 ? n : omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// \brief Calls `f(i)` for every `i` in `[begin, end)`, possibly concurrently. Iterations must be
+/// independent. The first exception thrown by any iteration is rethrown on the calling thread.
+template <class F>
+void parallel_for(std::size_t begin, std::size_t end, F&& f) {
+  if (end <= begin) return;
+#if RUVECTOR_ATTENTION_HAS_OPENMP
+  const int threads = std::min<long long>(num_threads(), static_cast<long long>(end - begin));
+  if (threads > 1 && !omp_in_parallel()) {
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    const auto count = static_cast<long long>(end - begin);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (long long k = 0; k < count; ++k) {
+      try {
+        f(begin + static_cast<std::size_t>(k));
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+    return;
+  }
+#endif
+  for (std::size_t i = begin; i < end; ++i) f(i);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/core/parallel.hpp ----
+// ---- begin ruvector/attention/core/rng.hpp ----
+/// \file core/rng.hpp
+/// \brief A seeded, platform-independent random number generator usable from headers.
+///
+/// `rng` is xoshiro256** (Blackman & Vigna 2018) seeded through splitmix64. Unlike
+/// `std::normal_distribution`, whose algorithm is implementation-defined, every draw here is
+/// specified bit-for-bit, so the same seed gives the same numbers on every platform (DESIGN §4).
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numbers>
+
+namespace ruvector::attention {
+
+/// \brief xoshiro256** generator; models `std::uniform_random_bit_generator`.
+class rng {
+ public:
+  using result_type = std::uint64_t;
+
+  /// Seeds the four state words from `seed` with splitmix64.
+  explicit constexpr rng(std::uint64_t seed = 0x5eed) noexcept { reseed(seed); }
+
+  /// Resets the generator to the stream of `seed`.
+  constexpr void reseed(std::uint64_t seed) noexcept {
+    for (auto& word : state_) {
+      seed += 0x9e3779b97f4a7c15ULL;
+      std::uint64_t z = seed;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      word = z ^ (z >> 31);
+    }
+    has_spare_ = false;
+  }
+
+  static constexpr result_type min() noexcept { return 0; }
+  static constexpr result_type max() noexcept { return std::numeric_limits<result_type>::max(); }
+
+  /// Next 64 random bits.
+  constexpr result_type operator()() noexcept {
+    const std::uint64_t result = rotl(state_[1] * 5, 7) * 9;
+    const std::uint64_t t = state_[1] << 17;
+    state_[2] ^= state_[0];
+    state_[3] ^= state_[1];
+    state_[1] ^= state_[2];
+    state_[0] ^= state_[3];
+    state_[2] ^= t;
+    state_[3] = rotl(state_[3], 45);
+    return result;
+  }
+
+  /// Uniform double in [0, 1) with 53 random bits.
+  constexpr double uniform01() noexcept { return static_cast<double>((*this)() >> 11) * 0x1.0p-53; }
+
+  /// Uniform value in [lo, hi).
+  template <class T = double>
+  constexpr T uniform(T lo, T hi) noexcept {
+    return static_cast<T>(static_cast<double>(lo) +
+                          (static_cast<double>(hi) - static_cast<double>(lo)) * uniform01());
+  }
+
+  /// Standard normal draw (Box–Muller; the second value of each pair is kept for the next call).
+  template <class T = double>
+  T normal(T mean = T(0), T stddev = T(1)) noexcept {
+    if (has_spare_) {
+      has_spare_ = false;
+      return static_cast<T>(static_cast<double>(mean) + static_cast<double>(stddev) * spare_);
+    }
+    double u1 = uniform01();
+    while (u1 <= 0.0) u1 = uniform01();
+    const double u2 = uniform01();
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    const double theta = 2.0 * std::numbers::pi * u2;
+    spare_ = r * std::sin(theta);
+    has_spare_ = true;
+    return static_cast<T>(static_cast<double>(mean) +
+                          static_cast<double>(stddev) * r * std::cos(theta));
+  }
+
+  /// Uniform integer in [0, n) without modulo bias (Lemire's method); `n` must be > 0.
+  constexpr std::uint64_t below(std::uint64_t n) noexcept {
+    __uint128_t m = static_cast<__uint128_t>((*this)()) * n;
+    auto low = static_cast<std::uint64_t>(m);
+    if (low < n) {
+      const std::uint64_t threshold = (0 - n) % n;
+      while (low < threshold) {
+        m = static_cast<__uint128_t>((*this)()) * n;
+        low = static_cast<std::uint64_t>(m);
+      }
+    }
+    return static_cast<std::uint64_t>(m >> 64);
+  }
+
+ private:
+  static constexpr std::uint64_t rotl(std::uint64_t x, int k) noexcept {
+    return (x << k) | (x >> (64 - k));
+  }
+
+  std::uint64_t state_[4]{};
+  double spare_ = 0.0;
+  bool has_spare_ = false;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/core/rng.hpp ----
+// ---- begin ruvector/attention/version.hpp ----
+/// \file version.hpp
+/// \brief The single source of the library version (CMake parses these three lines).
+
+#define RUVECTOR_ATTENTION_VERSION_MAJOR 0
+#define RUVECTOR_ATTENTION_VERSION_MINOR 1
+#define RUVECTOR_ATTENTION_VERSION_PATCH 0
+
+#define RUVECTOR_ATTENTION_VERSION                                                     \
+  (RUVECTOR_ATTENTION_VERSION_MAJOR * 10000 + RUVECTOR_ATTENTION_VERSION_MINOR * 100 + \
+   RUVECTOR_ATTENTION_VERSION_PATCH)
+
+#define RUVECTOR_ATTENTION_DETAIL_STR2(x) #x
+#define RUVECTOR_ATTENTION_DETAIL_STR(x) RUVECTOR_ATTENTION_DETAIL_STR2(x)
+
+namespace ruvector::attention {
+
+/// \brief The library version as "major.minor.patch".
+inline constexpr const char* version_string =
+    RUVECTOR_ATTENTION_DETAIL_STR(RUVECTOR_ATTENTION_VERSION_MAJOR) "." RUVECTOR_ATTENTION_DETAIL_STR(
+        RUVECTOR_ATTENTION_VERSION_MINOR) "." RUVECTOR_ATTENTION_DETAIL_STR(RUVECTOR_ATTENTION_VERSION_PATCH);
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/version.hpp ----
+// ---- end ruvector/attention/core.hpp ----
+// ---- begin ruvector/attention/fwd.hpp ----
+/// \file fwd.hpp
+/// \brief Forward declarations of the public class templates.
+
+#include <cstddef>
+
+namespace ruvector::attention {
+
+template <class T, std::size_t Rank>
+class tensor_view;
+template <class T>
+class scaled_dot_product_attention;
+template <class T>
+class multi_head_attention;
+class rng;
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/fwd.hpp ----
+// ---- begin ruvector/attention/kernels.hpp ----
+/// \file kernels.hpp
+/// \brief Entry header of the xsimd kernel layer.
+
+// ---- begin ruvector/attention/kernels/gemv.hpp ----
+/// \file kernels/gemv.hpp
+/// \brief Matrix-vector kernels for one query against a row-major key/value matrix.
+///
+/// - `row_dots`:          s_j = alpha · (q · k_j)            (scores; K·q)
+/// - `weighted_row_sum`:  o   = beta · o + Σ_j w_j · v_j     (the softmax-weighted value sum; Vᵀw)
+///
+/// `row_dots` streams 8 key rows per step so each loaded query batch feeds 8 independent FMA
+/// chains; `weighted_row_sum` keeps a tile of 8 output batches in registers across all rows, so the
+/// output is read and written once instead of once per key (the naive axpy loop).
+
+#include <cstddef>
+
+// ---- begin ruvector/attention/kernels/reduce.hpp ----
+/// \file kernels/reduce.hpp
+/// \brief Level-1 kernels: dot, sum, max, axpy, scale.
+///
+/// Every reduction keeps four independent accumulators over `4 * W` elements per step (W = SIMD
+/// width) so consecutive FMAs do not wait on each other's latency, then one batch per step, then a
+/// scalar tail. Pointers need no particular alignment. All kernels are `noexcept` and do no
+/// validation; a length of 0 is valid (dot/sum give 0, max gives -inf).
+
+#include <cstddef>
+#include <limits>
+
+// ---- begin ruvector/attention/kernels/simd.hpp ----
+/// \file kernels/simd.hpp
+/// \brief The xsimd foundation of the kernel layer: the compile-time architecture, batch aliases
+/// and horizontal-reduction shims that work with xsimd 8.1 (Debian 12) and xsimd >= 9.
+///
+/// The architecture is `xsimd::default_arch`, i.e. the best instruction set enabled by the
+/// compiler flags (`sse2` by default on x86-64, `fma3+avx2` with `-mavx2 -mfma`, `avx512bw` with
+/// `-march=native` on AVX-512 machines). Header-only code cannot dispatch at run time (that needs
+/// one translation unit per ISA), so build with the flags of the machine you deploy on.
+
+
+// xsimd itself is included inside the guard so its out-of-line math templates are covered too.
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+#include <xsimd/xsimd.hpp>
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+
+#include <algorithm>
+#include <cstddef>
+#include <limits>
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention::kernels {
+
+/// \brief The SIMD architecture the kernels are compiled for.
+using default_arch = xsimd::default_arch;
+
+/// \brief A SIMD register of `T` for architecture `Arch`.
+template <class T, class Arch = default_arch>
+using batch = xsimd::batch<T, Arch>;
+
+/// \brief The name of the compiled SIMD architecture (e.g. "avx512bw").
+[[nodiscard]] inline const char* simd_arch_name() noexcept { return default_arch::name(); }
+
+namespace detail {
+
+// xsimd 8.1 spells the horizontal sum `hadd`; xsimd >= 9 renamed it `reduce_add`. A shim with a
+// name of our own avoids ADL ambiguity with xsimd's own `reduce_*` in newer versions.
+#if XSIMD_VERSION_MAJOR >= 9
+template <class T, class A>
+[[nodiscard]] inline T hsum(const xsimd::batch<T, A>& b) noexcept {
+  return xsimd::reduce_add(b);
+}
+template <class T, class A>
+[[nodiscard]] inline T hmax(const xsimd::batch<T, A>& b) noexcept {
+  return xsimd::reduce_max(b);
+}
+#else
+template <class T, class A>
+[[nodiscard]] inline T hsum(const xsimd::batch<T, A>& b) noexcept {
+  return xsimd::hadd(b);
+}
+template <class T, class A>
+[[nodiscard]] inline T hmax(const xsimd::batch<T, A>& b) noexcept {
+  alignas(A::alignment()) T lanes[xsimd::batch<T, A>::size];
+  b.store_aligned(lanes);
+  T m = lanes[0];
+  for (std::size_t i = 1; i < xsimd::batch<T, A>::size; ++i) m = lanes[i] > m ? lanes[i] : m;
+  return m;
+}
+#endif
+
+/// Loads `n < size` elements into a batch, filling the remaining lanes with `fill`.
+template <class T, class A>
+[[nodiscard]] inline xsimd::batch<T, A> load_partial(const T* p, std::size_t n, T fill) noexcept {
+  alignas(A::alignment()) T lanes[xsimd::batch<T, A>::size];
+  for (std::size_t i = 0; i < xsimd::batch<T, A>::size; ++i) lanes[i] = i < n ? p[i] : fill;
+  return xsimd::batch<T, A>::load_aligned(lanes);
+}
+
+/// Stores the first `n < size` lanes of `b` to `p`.
+template <class T, class A>
+inline void store_partial(const xsimd::batch<T, A>& b, T* p, std::size_t n) noexcept {
+  alignas(A::alignment()) T lanes[xsimd::batch<T, A>::size];
+  b.store_aligned(lanes);
+  for (std::size_t i = 0; i < n; ++i) p[i] = lanes[i];
+}
+
+}  // namespace detail
+}  // namespace ruvector::attention::kernels
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/kernels/simd.hpp ----
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention::kernels {
+
+/// \brief Σ a[i]·b[i].
+template <class T, class Arch = default_arch>
+[[nodiscard]] T dot(const T* a, const T* b, std::size_t n) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  T result = T(0);
+  if (n >= W) {
+    B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+    for (; i + 4 * W <= n; i += 4 * W) {
+      acc0 = xsimd::fma(B::load_unaligned(a + i), B::load_unaligned(b + i), acc0);
+      acc1 = xsimd::fma(B::load_unaligned(a + i + W), B::load_unaligned(b + i + W), acc1);
+      acc2 = xsimd::fma(B::load_unaligned(a + i + 2 * W), B::load_unaligned(b + i + 2 * W), acc2);
+      acc3 = xsimd::fma(B::load_unaligned(a + i + 3 * W), B::load_unaligned(b + i + 3 * W), acc3);
+    }
+    for (; i + W <= n; i += W) {
+      acc0 = xsimd::fma(B::load_unaligned(a + i), B::load_unaligned(b + i), acc0);
+    }
+    result = detail::hsum((acc0 + acc1) + (acc2 + acc3));
+  }
+  for (; i < n; ++i) result += a[i] * b[i];
+  return result;
+}
+
+/// \brief Σ x[i].
+template <class T, class Arch = default_arch>
+[[nodiscard]] T sum(const T* x, std::size_t n) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  T result = T(0);
+  if (n >= W) {
+    B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+    for (; i + 4 * W <= n; i += 4 * W) {
+      acc0 += B::load_unaligned(x + i);
+      acc1 += B::load_unaligned(x + i + W);
+      acc2 += B::load_unaligned(x + i + 2 * W);
+      acc3 += B::load_unaligned(x + i + 3 * W);
+    }
+    for (; i + W <= n; i += W) acc0 += B::load_unaligned(x + i);
+    result = detail::hsum((acc0 + acc1) + (acc2 + acc3));
+  }
+  for (; i < n; ++i) result += x[i];
+  return result;
+}
+
+/// \brief max_i x[i]; -inf for n = 0. NaN handling is unspecified (validate inputs first).
+template <class T, class Arch = default_arch>
+[[nodiscard]] T max(const T* x, std::size_t n) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  constexpr T lowest = -std::numeric_limits<T>::infinity();
+  std::size_t i = 0;
+  T result = lowest;
+  if (n >= W) {
+    B acc0(lowest), acc1(lowest), acc2(lowest), acc3(lowest);
+    for (; i + 4 * W <= n; i += 4 * W) {
+      acc0 = xsimd::max(acc0, B::load_unaligned(x + i));
+      acc1 = xsimd::max(acc1, B::load_unaligned(x + i + W));
+      acc2 = xsimd::max(acc2, B::load_unaligned(x + i + 2 * W));
+      acc3 = xsimd::max(acc3, B::load_unaligned(x + i + 3 * W));
+    }
+    for (; i + W <= n; i += W) acc0 = xsimd::max(acc0, B::load_unaligned(x + i));
+    result = detail::hmax(xsimd::max(xsimd::max(acc0, acc1), xsimd::max(acc2, acc3)));
+  }
+  for (; i < n; ++i) result = x[i] > result ? x[i] : result;
+  return result;
+}
+
+/// \brief y[i] += alpha·x[i].
+template <class T, class Arch = default_arch>
+void axpy(T alpha, const T* x, T* y, std::size_t n) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B a(alpha);
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    const B y0 = xsimd::fma(a, B::load_unaligned(x + i), B::load_unaligned(y + i));
+    const B y1 = xsimd::fma(a, B::load_unaligned(x + i + W), B::load_unaligned(y + i + W));
+    const B y2 = xsimd::fma(a, B::load_unaligned(x + i + 2 * W), B::load_unaligned(y + i + 2 * W));
+    const B y3 = xsimd::fma(a, B::load_unaligned(x + i + 3 * W), B::load_unaligned(y + i + 3 * W));
+    y0.store_unaligned(y + i);
+    y1.store_unaligned(y + i + W);
+    y2.store_unaligned(y + i + 2 * W);
+    y3.store_unaligned(y + i + 3 * W);
+  }
+  for (; i + W <= n; i += W) {
+    xsimd::fma(a, B::load_unaligned(x + i), B::load_unaligned(y + i)).store_unaligned(y + i);
+  }
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+/// \brief x[i] *= alpha.
+template <class T, class Arch = default_arch>
+void scale(T alpha, T* x, std::size_t n) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B a(alpha);
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    (a * B::load_unaligned(x + i)).store_unaligned(x + i);
+    (a * B::load_unaligned(x + i + W)).store_unaligned(x + i + W);
+    (a * B::load_unaligned(x + i + 2 * W)).store_unaligned(x + i + 2 * W);
+    (a * B::load_unaligned(x + i + 3 * W)).store_unaligned(x + i + 3 * W);
+  }
+  for (; i + W <= n; i += W) (a * B::load_unaligned(x + i)).store_unaligned(x + i);
+  for (; i < n; ++i) x[i] *= alpha;
+}
+
+}  // namespace ruvector::attention::kernels
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/kernels/reduce.hpp ----
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention::kernels {
+
+/// \brief out[j] = alpha · Σ_c q[c]·K[j·ldk + c] for j < n (K has n rows of d values, ldk apart).
+template <class T, class Arch = default_arch>
+void row_dots(const T* k, std::size_t n, std::size_t d, std::size_t ldk, const T* q, T alpha,
+              T* out) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t R = 8;  // rows per step
+  const std::size_t dv = d - d % W;
+  std::size_t j = 0;
+  for (; j + R <= n; j += R) {
+    const T* rows[R];
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r) rows[r] = k + (j + r) * ldk;
+    B acc[R];
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r) acc[r] = B(T(0));
+    for (std::size_t c = 0; c < dv; c += W) {
+      const B qb = B::load_unaligned(q + c);
+#pragma GCC unroll 8
+      for (std::size_t r = 0; r < R; ++r)
+        acc[r] = xsimd::fma(qb, B::load_unaligned(rows[r] + c), acc[r]);
+    }
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r) {
+      T s = detail::hsum(acc[r]);
+      for (std::size_t c = dv; c < d; ++c) s += q[c] * rows[r][c];
+      out[j + r] = alpha * s;
+    }
+  }
+  for (; j < n; ++j) out[j] = alpha * dot<T, Arch>(q, k + j * ldk, d);
+}
+
+namespace detail {
+
+/// Columns [c, c + K·W) of weighted_row_sum with K output batches held in registers.
+template <std::size_t K, class T, class Arch>
+RUVECTOR_ATTENTION_ALWAYS_INLINE void weighted_row_sum_tile(const T* w, std::size_t n, const T* v,
+                                                            std::size_t ldv, T beta,
+                                                            T* out) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  B acc[K];
+#pragma GCC unroll 8
+  for (std::size_t t = 0; t < K; ++t) {
+    acc[t] = beta == T(0) ? B(T(0)) : B(beta) * B::load_unaligned(out + t * W);
+  }
+  for (std::size_t j = 0; j < n; ++j) {
+    const B wj(w[j]);
+    const T* row = v + j * ldv;
+#pragma GCC unroll 8
+    for (std::size_t t = 0; t < K; ++t)
+      acc[t] = xsimd::fma(wj, B::load_unaligned(row + t * W), acc[t]);
+  }
+#pragma GCC unroll 8
+  for (std::size_t t = 0; t < K; ++t) acc[t].store_unaligned(out + t * W);
+}
+
+}  // namespace detail
+
+/// \brief out[c] = beta·out[c] + Σ_{j<n} w[j]·V[j·ldv + c] for c < dv. With beta = 0 the previous
+/// contents of `out` are ignored (even NaN).
+template <class T, class Arch = default_arch>
+void weighted_row_sum(const T* w, std::size_t n, const T* v, std::size_t dv, std::size_t ldv,
+                      T beta, T* out) noexcept {
+  constexpr std::size_t W = batch<T, Arch>::size;
+  std::size_t c = 0;
+  for (; c + 8 * W <= dv; c += 8 * W)
+    detail::weighted_row_sum_tile<8, T, Arch>(w, n, v + c, ldv, beta, out + c);
+  if (c + 4 * W <= dv) {
+    detail::weighted_row_sum_tile<4, T, Arch>(w, n, v + c, ldv, beta, out + c);
+    c += 4 * W;
+  }
+  if (c + 2 * W <= dv) {
+    detail::weighted_row_sum_tile<2, T, Arch>(w, n, v + c, ldv, beta, out + c);
+    c += 2 * W;
+  }
+  if (c + W <= dv) {
+    detail::weighted_row_sum_tile<1, T, Arch>(w, n, v + c, ldv, beta, out + c);
+    c += W;
+  }
+  for (; c < dv; ++c) {
+    T acc = beta == T(0) ? T(0) : beta * out[c];
+    for (std::size_t j = 0; j < n; ++j) acc += w[j] * v[j * ldv + c];
+    out[c] = acc;
+  }
+}
+
+}  // namespace ruvector::attention::kernels
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/kernels/gemv.hpp ----
+// ---- begin ruvector/attention/kernels/softmax.hpp ----
+/// \file kernels/softmax.hpp
+/// \brief Vectorised exp, max-subtracted softmax, log-sum-exp and the online-softmax state.
+///
+/// softmax(x)_i = exp(x_i − m) / Σ_j exp(x_j − m) with m = max_j x_j, and
+/// logsumexp(x) = m + log Σ_j exp(x_j − m), so no exponent overflows whatever the magnitude of x.
+/// Masked entries are −inf; a vector whose entries are all −inf (or that is empty) has
+/// softmax = all zeros and logsumexp = −inf (never NaN).
+///
+/// The online state (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022) keeps
+/// (m, l, acc) = (running max, Σ e^{s_j − m}, Σ e^{s_j − m}·v_j) over the keys seen so far. Two
+/// states over disjoint key sets merge exactly:
+///   m = max(m_a, m_b),  l = e^{m_a − m}·l_a + e^{m_b − m}·l_b,  acc = e^{m_a − m}·acc_a + e^{m_b −
+///   m}·acc_b,
+/// which is associative and commutative (up to rounding), so keys may be split across threads,
+/// blocks or machines and merged in any order.
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <vector>
+
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention::kernels {
+
+/// \brief x[i] = exp(x[i]) (vectorised; the tail is padded so every element uses the same code).
+template <class T, class Arch = default_arch>
+void exp_inplace(T* x, std::size_t n) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) xsimd::exp(B::load_unaligned(x + i)).store_unaligned(x + i);
+  if (i < n) {
+    detail::store_partial(xsimd::exp(detail::load_partial<T, Arch>(x + i, n - i, T(0))), x + i,
+                          n - i);
+  }
+}
+
+/// \brief x[i] = exp(x[i] − shift); returns Σ_i of the new x[i]. `shift` must be finite.
+template <class T, class Arch = default_arch>
+T exp_shift_sum(T* x, std::size_t n, T shift) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B s(shift);
+  B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    const B e0 = xsimd::exp(B::load_unaligned(x + i) - s);
+    const B e1 = xsimd::exp(B::load_unaligned(x + i + W) - s);
+    const B e2 = xsimd::exp(B::load_unaligned(x + i + 2 * W) - s);
+    const B e3 = xsimd::exp(B::load_unaligned(x + i + 3 * W) - s);
+    e0.store_unaligned(x + i);
+    e1.store_unaligned(x + i + W);
+    e2.store_unaligned(x + i + 2 * W);
+    e3.store_unaligned(x + i + 3 * W);
+    acc0 += e0;
+    acc1 += e1;
+    acc2 += e2;
+    acc3 += e3;
+  }
+  for (; i + W <= n; i += W) {
+    const B e = xsimd::exp(B::load_unaligned(x + i) - s);
+    e.store_unaligned(x + i);
+    acc0 += e;
+  }
+  if (i < n) {
+    // Padding lanes hold −inf so they contribute exp(−inf) = 0 to the sum.
+    const B e = xsimd::exp(
+        detail::load_partial<T, Arch>(x + i, n - i, -std::numeric_limits<T>::infinity()) - s);
+    detail::store_partial(e, x + i, n - i);
+    acc1 += e;
+  }
+  return detail::hsum((acc0 + acc1) + (acc2 + acc3));
+}
+
+/// \brief In-place max-subtracted softmax; returns logsumexp(x). All −inf (or n = 0) → all zeros
+/// and −inf. Inputs must not contain NaN or +inf.
+template <class T, class Arch = default_arch>
+T softmax(T* x, std::size_t n) noexcept {
+  const T m = max<T, Arch>(x, n);
+  if (!(m > -std::numeric_limits<T>::infinity())) {
+    for (std::size_t i = 0; i < n; ++i) x[i] = T(0);
+    return -std::numeric_limits<T>::infinity();
+  }
+  const T l = exp_shift_sum<T, Arch>(x, n, m);  // l >= 1: the maximum contributes exp(0)
+  scale<T, Arch>(T(1) / l, x, n);
+  return m + std::log(l);
+}
+
+/// \brief log Σ_i exp(x[i]) without overflow; −inf for n = 0 or all −inf. `scratch` must hold n
+/// values (x itself is not modified).
+template <class T, class Arch = default_arch>
+[[nodiscard]] T logsumexp(const T* x, std::size_t n, T* scratch) noexcept {
+  const T m = max<T, Arch>(x, n);
+  if (!(m > -std::numeric_limits<T>::infinity())) return m;
+  for (std::size_t i = 0; i < n; ++i) scratch[i] = x[i];
+  return m + std::log(exp_shift_sum<T, Arch>(scratch, n, m));
+}
+
+/// \brief log Σ_i exp(x[i]) (allocating convenience overload).
+template <class T, class Arch = default_arch>
+[[nodiscard]] T logsumexp(std::span<const T> x) {
+  std::vector<T> scratch(x.size());
+  return logsumexp<T, Arch>(x.data(), x.size(), scratch.data());
+}
+
+/// \brief True iff every x[i] is finite. Branch-free: x − x is 0 for finite x and NaN otherwise.
+template <class T, class Arch = default_arch>
+[[nodiscard]] bool all_finite(const T* x, std::size_t n) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  B acc0(T(0)), acc1(T(0));
+  std::size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const B a = B::load_unaligned(x + i);
+    const B b = B::load_unaligned(x + i + W);
+    acc0 += a - a;
+    acc1 += b - b;
+  }
+  T tail = T(0);
+  for (; i < n; ++i) tail += x[i] - x[i];
+  return detail::hsum(acc0 + acc1) + tail == T(0);
+}
+
+/// \brief Online-softmax accumulator (m, l, acc) over a stream of keys; see the file comment.
+template <class T>
+class online_softmax_state {
+ public:
+  /// An empty state for values of dimension `dv` (m = −inf, l = 0, acc = 0).
+  explicit online_softmax_state(std::size_t dv = 0) : acc_(dv, T(0)) {}
+
+  /// Adds keys with (already scaled and masked, −inf = hidden) `scores[0..n)` and value rows
+  /// `values + j·ldv`. `scores` is overwritten with exp(s_j − m_new).
+  void add_block(T* scores, std::size_t n, const T* values, std::size_t ldv) noexcept {
+    const T mb = max(scores, n);
+    if (!(mb > -std::numeric_limits<T>::infinity())) return;  // every key hidden
+    const T m_new = mb > m_ ? mb : m_;
+    const T alpha = rescale(m_, m_new);
+    const T lb = exp_shift_sum(scores, n, m_new);
+    l_ = l_ * alpha + lb;
+    weighted_row_sum(scores, n, values, acc_.size(), ldv, alpha, acc_.data());
+    m_ = m_new;
+  }
+
+  /// Merges the state of a disjoint key set into this one (exact, associative).
+  void merge(const online_softmax_state& other) noexcept {
+    if (other.empty()) return;
+    if (empty()) {
+      *this = other;
+      return;
+    }
+    const T m_new = other.m_ > m_ ? other.m_ : m_;
+    const T a = rescale(m_, m_new);
+    const T b = rescale(other.m_, m_new);
+    l_ = a * l_ + b * other.l_;
+    for (std::size_t c = 0; c < acc_.size(); ++c) acc_[c] = a * acc_[c] + b * other.acc_[c];
+    m_ = m_new;
+  }
+
+  /// Writes the attention output acc / l, or zeros when no key was visible.
+  void finalize(T* out) const noexcept {
+    const T inv = empty() ? T(0) : T(1) / l_;
+    for (std::size_t c = 0; c < acc_.size(); ++c) out[c] = acc_[c] * inv;
+  }
+
+  /// log Σ_j exp(s_j) over the keys seen (−inf when none was visible).
+  [[nodiscard]] T log_sum_exp() const noexcept {
+    return empty() ? -std::numeric_limits<T>::infinity() : m_ + std::log(l_);
+  }
+
+  [[nodiscard]] bool empty() const noexcept { return !(l_ > T(0)); }
+  [[nodiscard]] T running_max() const noexcept { return m_; }
+  [[nodiscard]] T normalizer() const noexcept { return l_; }
+  [[nodiscard]] std::span<const T> accumulator() const noexcept { return acc_; }
+  [[nodiscard]] std::size_t value_dim() const noexcept { return acc_.size(); }
+
+ private:
+  // e^{m_old − m_new}, with e^{−inf − m} = 0 for an empty old state.
+  static T rescale(T m_old, T m_new) noexcept {
+    return m_old > -std::numeric_limits<T>::infinity() ? std::exp(m_old - m_new) : T(0);
+  }
+
+  T m_ = -std::numeric_limits<T>::infinity();
+  T l_ = T(0);
+  std::vector<T> acc_;
+};
+
+}  // namespace ruvector::attention::kernels
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/kernels/softmax.hpp ----
+// ---- end ruvector/attention/kernels.hpp ----
+// ---- begin ruvector/attention/standard.hpp ----
+/// \file standard.hpp
+/// \brief Entry header of the standard family: scaled dot-product and multi-head attention.
+
+// ---- begin ruvector/attention/standard/multi_head.hpp ----
+/// \file standard/multi_head.hpp
+/// \brief Multi-head attention (Vaswani et al. 2017, §3.2.2) with grouped-query / multi-query
+/// head sharing (Ainslie et al. 2023; Shazeer 2019) and cross-attention:
+///
+///     Q = X_q W_qᵀ + b_q,  K = X_k W_kᵀ + b_k,  V = X_v W_vᵀ + b_v          (PyTorch Linear
+///     layout) head_h = softmax(Q_h K_{g(h)}ᵀ / √d_h) V_{g(h)},   g(h) = h / (H / H_kv) out =
+///     concat_h(head_h) W_oᵀ + b_o
+///
+/// Weights have shape `[out_features, in_features]`: W_q `[E, E]`, W_k `[H_kv·d_h, kdim]`, W_v
+/// `[H_kv·d_h, vdim]`, W_o `[E, E]` with d_h = E / H. They are Xavier-uniform initialised from a
+/// seed (U(±√(6/(fan_in + fan_out))), Glorot & Bengio 2010) with zero biases, or set by the caller.
+///
+/// `projection_mode::split_only` is the seeds' `MultiHeadAttention`: no projections at all; head h
+/// is the contiguous slice [h·d_h, (h+1)·d_h) of each query/key/value vector and the heads'
+/// outputs are concatenated.
+///
+/// Heads are split by strides, never copied: the projected `[L, H·d_h]` matrices are viewed as
+/// `[B, H, L, d_h]` tensors and handed to `sdpa` (standard/scaled_dot_product.hpp), whose masking
+/// and numerics conventions apply unchanged.
+
+#include <Eigen/Core>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+// ---- begin ruvector/attention/standard/scaled_dot_product.hpp ----
+/// \file standard/scaled_dot_product.hpp
+/// \brief Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"):
+///
+///     out_i = Σ_j softmax_j(s_ij) · v_j,   s_ij = scale · (q_i · k_j) + bias_ij,   scale = 1/√d
+///
+/// at both API levels:
+/// - Tensor API: `sdpa(q, k, v, out, options, extras)` over strided
+///   `[B, H, Lq, d] × [B, Hkv, Lk, d] × [B, Hkv, Lk, dv] → [B, H, Lq, dv]`. Query head h reads key
+///   head h / (H / Hkv), which is multi-query (Hkv = 1) and grouped-query attention (1 < Hkv < H).
+/// - Vector API: class `scaled_dot_product_attention<T>` — one query over a key matrix (rows =
+/// keys).
+///
+/// Conventions (DESIGN.md §4): softmax is max-subtracted and the log-sum-exp of each row can be
+/// returned; causal masking is bottom-right aligned (query i sees keys j <= i + Lk − Lq); a row
+/// that sees no key outputs zeros with all-zero weights and log-sum-exp −inf; a key mask holds
+/// `true` for visible keys. With `check_finite` (the default) NaN/±Inf in q, k or v throws
+/// `non_finite_input` naming the first bad element. The check costs nothing on the happy path:
+/// every score and output is finite iff the inputs are (0·Inf = NaN propagates through the
+/// products), so inputs are scanned only after a non-finite score or output is seen.
+///
+/// Dense products use Eigen's GEMM on blocks of 64 queries (the score block is materialised per
+/// block, never the whole [Lq, Lk] matrix for all heads); the single-query path uses the xsimd
+/// `row_dots` / `weighted_row_sum` kernels. Work is spread over batch × heads × query blocks with
+/// `parallel_for`.
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// ---- begin ruvector/attention/detail/scratch.hpp ----
+/// \file detail/scratch.hpp
+/// \brief Per-thread scratch buffers, so hot paths do not allocate on every call and mechanism
+/// objects stay immutable (and shareable across threads).
+
+#include <Eigen/Core>
+#include <cstddef>
+#include <vector>
+
+namespace ruvector::attention::detail {
+
+/// Returns a pointer to at least `n` values of thread-local scratch, aligned like Eigen's own
+/// storage (so Eigen kernels take the same code path, and round the same way, on every call).
+/// `Slot` distinguishes buffers that must be live at the same time; contents are unspecified.
+template <class T, int Slot = 0>
+[[nodiscard]] T* thread_scratch(std::size_t n) {
+  thread_local std::vector<T, Eigen::aligned_allocator<T>> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+}  // namespace ruvector::attention::detail
+// ---- end ruvector/attention/detail/scratch.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Options of one tensor-API attention call.
+template <class T>
+struct sdpa_options {
+  /// Logit scale; defaults to 1/√d.
+  std::optional<T> scale{};
+  /// Key mask, causal flag and additive bias (see core/mask.hpp).
+  mask_spec<T> mask{};
+  /// Throw `non_finite_input` on NaN/Inf in q, k, v (and NaN/+Inf in the bias).
+  bool check_finite = true;
+  /// Queries per block (rows of the materialised score block); 0 = automatic.
+  std::size_t query_block = 0;
+};
+
+/// \brief Optional extra outputs of a tensor-API attention call (absent views are skipped).
+template <class T>
+struct sdpa_extras {
+  /// `[B, H, Lq, Lk]` attention weights (zeros for hidden keys).
+  tensor_view<T, 4> weights{};
+  /// `[B, H, Lq]` log Σ_j exp(s_ij) per query row (−inf for a row that sees no key).
+  tensor_view<T, 3> lse{};
+};
+
+namespace detail {
+
+template <class T, std::size_t R>
+std::string shape_string(const tensor_view<T, R>& t) {
+  std::ostringstream os;
+  os << "[";
+  for (std::size_t i = 0; i < R; ++i) os << (i ? ", " : "") << t.extent(i);
+  os << "]";
+  return os.str();
+}
+
+// Names the first non-finite element of a rank-4 view and throws; returns if there is none.
+template <class T>
+void find_non_finite_4d(const char* what, const tensor_view<const T, 4>& t) {
+  for (std::size_t a = 0; a < t.extent(0); ++a)
+    for (std::size_t b = 0; b < t.extent(1); ++b)
+      for (std::size_t c = 0; c < t.extent(2); ++c) {
+        const T* row = t.row(a, b, c);
+        for (std::size_t e = 0; e < t.extent(3); ++e) {
+          if (!std::isfinite(row[e])) {
+            std::ostringstream os;
+            os << "non-finite input: " << what << "[" << a << "][" << b << "][" << c << "][" << e
+               << "] = " << row[e];
+            throw non_finite_input(os.str());
+          }
+        }
+      }
+}
+
+template <class T>
+[[noreturn]] void throw_non_finite_scores(const tensor_view<const T, 4>& q,
+                                          const tensor_view<const T, 4>& k,
+                                          const tensor_view<const T, 4>& v) {
+  find_non_finite_4d("q", q);
+  find_non_finite_4d("k", k);
+  find_non_finite_4d("v", v);
+  throw non_finite_input(
+      "non-finite input: an attention score or output overflowed although q, k and v are finite "
+      "(reduce the input magnitude or the scale)");
+}
+
+inline void require_unit_inner_stride(const char* what, std::ptrdiff_t stride) {
+  if (stride != 1) {
+    throw invalid_argument(std::string("invalid argument: ") + what +
+                           " must have unit stride in its last dimension");
+  }
+}
+
+}  // namespace detail
+
+/// \brief Batched scaled dot-product attention (tensor API); see the file comment.
+/// \tparam T float or double.
+/// \param q `[B, H, Lq, d]`, \param k `[B, Hkv, Lk, d]`, \param v `[B, Hkv, Lk, dv]`,
+/// \param out `[B, H, Lq, dv]` (written; must not alias the inputs). `T` is deduced from `out`,
+/// so mutable input views convert implicitly.
+template <class T>
+void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
+          std::type_identity_t<tensor_view<const T, 4>> k,
+          std::type_identity_t<tensor_view<const T, 4>> v, tensor_view<T, 4> out,
+          const std::type_identity_t<sdpa_options<T>>& options = {},
+          const std::type_identity_t<sdpa_extras<T>>& extras = {}) {
+  const std::size_t B = q.extent(0), H = q.extent(1), Lq = q.extent(2), d = q.extent(3);
+  const std::size_t Hkv = k.extent(1), Lk = k.extent(2), dv = v.extent(3);
+  // ---- validation ---------------------------------------------------------------------------
+  require_dimension("k.extent(0) (batch)", k.extent(0), B);
+  require_dimension("v.extent(0) (batch)", v.extent(0), B);
+  require_dimension("k.extent(3) (key dim)", k.extent(3), d);
+  require_dimension("v.extent(1) (kv heads)", v.extent(1), Hkv);
+  require_dimension("v.extent(2) (values count, must equal keys count)", v.extent(2), Lk);
+  require_dimension("out.extent(0) (batch)", out.extent(0), B);
+  require_dimension("out.extent(1) (heads)", out.extent(1), H);
+  require_dimension("out.extent(2) (queries)", out.extent(2), Lq);
+  require_dimension("out.extent(3) (value dim)", out.extent(3), dv);
+  if (Hkv == 0 || H % Hkv != 0) {
+    std::ostringstream os;
+    os << "dimension mismatch: k.extent(1) (kv heads) is " << Hkv
+       << ", expected a divisor of the query heads " << H;
+    throw dimension_mismatch(os.str());
+  }
+  require_at_most("k.extent(2) (keys)", Lk, max_sequence_length);
+  require_at_most("q.extent(2) (queries)", Lq, max_sequence_length);
+  require_at_most("q.extent(3) (head dim)", d, max_dimension);
+  if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
+  require_non_empty("q.extent(3) (head dim)", d);
+  detail::require_unit_inner_stride("q", q.stride(3));
+  detail::require_unit_inner_stride("k", k.stride(3));
+  detail::require_unit_inner_stride("v", v.stride(3));
+  detail::require_unit_inner_stride("out", out.stride(3));
+  const auto& mask = options.mask;
+  if (!mask.key_mask.absent()) {
+    require_dimension("mask.key_mask.extent(0) (batch)", mask.key_mask.extent(0), B);
+    require_dimension("mask.key_mask.extent(1) (keys)", mask.key_mask.extent(1), Lk);
+  }
+  if (!mask.bias.absent()) {
+    const auto& bias = mask.bias;
+    if (bias.extent(0) != B && bias.extent(0) != 1)
+      require_dimension("mask.bias.extent(0) (batch or 1)", bias.extent(0), B);
+    if (bias.extent(1) != H && bias.extent(1) != 1)
+      require_dimension("mask.bias.extent(1) (heads or 1)", bias.extent(1), H);
+    require_dimension("mask.bias.extent(2) (queries)", bias.extent(2), Lq);
+    require_dimension("mask.bias.extent(3) (keys)", bias.extent(3), Lk);
+    if (options.check_finite) {
+      for (std::size_t a = 0; a < bias.extent(0); ++a)
+        for (std::size_t h = 0; h < bias.extent(1); ++h)
+          for (std::size_t i = 0; i < Lq; ++i)
+            for (std::size_t j = 0; j < Lk; ++j) {
+              const T x = bias(a, h, i, j);
+              if (std::isnan(x) || x == std::numeric_limits<T>::infinity()) {
+                std::ostringstream os;
+                os << "non-finite input: mask.bias[" << a << "][" << h << "][" << i << "][" << j
+                   << "] = " << x << " (only -inf is allowed, as a mask)";
+                throw non_finite_input(os.str());
+              }
+            }
+    }
+  }
+  if (!extras.weights.absent()) {
+    require_dimension("extras.weights.extent(0)", extras.weights.extent(0), B);
+    require_dimension("extras.weights.extent(1)", extras.weights.extent(1), H);
+    require_dimension("extras.weights.extent(2)", extras.weights.extent(2), Lq);
+    require_dimension("extras.weights.extent(3)", extras.weights.extent(3), Lk);
+  }
+  if (!extras.lse.absent()) {
+    require_dimension("extras.lse.extent(0)", extras.lse.extent(0), B);
+    require_dimension("extras.lse.extent(1)", extras.lse.extent(1), H);
+    require_dimension("extras.lse.extent(2)", extras.lse.extent(2), Lq);
+  }
+
+  // ---- compute ------------------------------------------------------------------------------
+  const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(d));
+  const std::size_t group = H / Hkv;
+  const std::size_t block =
+      std::min(options.query_block ? options.query_block : std::size_t{64}, Lq);  // Lq > 0 here
+  const std::size_t blocks_per_head = (Lq + block - 1) / block;
+  using Stride = Eigen::Stride<Eigen::Dynamic, 1>;
+  using CMap = Eigen::Map<const row_matrix<T>, 0, Stride>;
+  using MMap = Eigen::Map<row_matrix<T>, 0, Stride>;
+  const auto idx = [](std::size_t x) { return static_cast<Eigen::Index>(x); };
+
+  parallel_for(0, B * H * blocks_per_head, [&](std::size_t task) {
+    const std::size_t b = task / (H * blocks_per_head);
+    const std::size_t h = (task / blocks_per_head) % H;
+    const std::size_t i0 = (task % blocks_per_head) * block;
+    const std::size_t rows = std::min(block, Lq - i0);
+    const std::size_t hk = h / group;
+    const bool* key_mask = mask.key_mask.absent() ? nullptr : mask.key_mask.row(b);
+
+    T* scores = detail::thread_scratch<T>(rows * std::max<std::size_t>(Lk, 1));
+    MMap s(scores, idx(rows), idx(Lk), Stride(idx(Lk), 1));
+    const CMap qb(q.row(b, h, i0), idx(rows), idx(d), Stride(q.stride(2), 1));
+    const CMap kb(k.row(b, hk, 0), idx(Lk), idx(d), Stride(k.stride(2), 1));
+    const CMap vb(v.row(b, hk, 0), idx(Lk), idx(dv), Stride(v.stride(2), 1));
+    MMap ob(out.row(b, h, i0), idx(rows), idx(dv), Stride(out.stride(2), 1));
+    if (Lk > 0) s.noalias() = (qb * kb.transpose()) * scale;
+
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t i = i0 + r;
+      T* row = scores + r * Lk;
+      if (options.check_finite && !kernels::all_finite(row, Lk)) {
+        detail::throw_non_finite_scores(q, k, v);
+      }
+      if (!mask.bias.absent()) {
+        const T* bias_row =
+            mask.bias.row(mask.bias.extent(0) == 1 ? 0 : b, mask.bias.extent(1) == 1 ? 0 : h, i);
+        const std::ptrdiff_t bs = mask.bias.stride(3);
+        for (std::size_t j = 0; j < Lk; ++j)
+          row[j] += bias_row[static_cast<std::ptrdiff_t>(j) * bs];
+      }
+      if (key_mask) {
+        for (std::size_t j = 0; j < Lk; ++j)
+          if (!key_mask[static_cast<std::ptrdiff_t>(j) * mask.key_mask.stride(1)])
+            row[j] = -std::numeric_limits<T>::infinity();
+      }
+      const std::size_t visible = mask.causal ? causal_visible_keys(i, Lq, Lk) : Lk;
+      for (std::size_t j = visible; j < Lk; ++j) row[j] = T(0);
+      const T lse = kernels::softmax(row, visible);
+      if (!extras.lse.absent()) extras.lse(b, h, i) = lse;
+      if (!extras.weights.absent()) {
+        T* w = extras.weights.row(b, h, i);
+        const std::ptrdiff_t ws = extras.weights.stride(3);
+        for (std::size_t j = 0; j < Lk; ++j) w[static_cast<std::ptrdiff_t>(j) * ws] = row[j];
+      }
+    }
+    // The product goes through an aligned scratch block, not straight into `out`: Eigen's
+    // kernels peel differently for differently aligned destinations, and results must not depend
+    // on where the caller's buffer happens to sit.
+    MMap o_tmp(detail::thread_scratch<T, 1>(rows * dv), idx(rows), idx(dv), Stride(idx(dv), 1));
+    if (Lk > 0) {
+      o_tmp.noalias() = s * vb;
+    } else {
+      o_tmp.setZero();
+    }
+    ob = o_tmp;
+    if (options.check_finite) {
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (!kernels::all_finite(&ob(idx(r), 0), dv)) detail::throw_non_finite_scores(q, k, v);
+      }
+    }
+  });
+}
+
+/// \brief The result of a vector-API call that asked for the weights.
+template <class T>
+struct attention_output {
+  std::vector<T> output;   ///< attention output (length dv)
+  std::vector<T> weights;  ///< softmax weights over the keys (zeros for hidden keys)
+  T lse;                   ///< log Σ_j exp(s_j) over the visible keys (−inf if none)
+};
+
+/// \brief Single-query scaled dot-product attention over a key matrix (rows = keys) — the vector
+/// API and the seeds' `ScaledDotProductAttention`. Immutable and safe to share across threads.
+template <class T = float>
+class scaled_dot_product_attention {
+ public:
+  using value_type = T;
+
+  /// \param dim query/key dimension; \param scale logit scale (default 1/√dim).
+  explicit scaled_dot_product_attention(std::size_t dim, std::optional<T> scale = std::nullopt,
+                                        bool check_finite = true)
+      : dim_(dim),
+        scale_(scale ? *scale : T(1) / std::sqrt(static_cast<T>(dim == 0 ? 1 : dim))),
+        check_finite_(check_finite) {
+    require_config(dim > 0, "scaled_dot_product_attention: dim must be > 0");
+    require_at_most("dim", dim, max_dimension);
+  }
+
+  [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+
+  /// \brief Writes softmax(scale·K·q)ᵀV into `out` (size = values.cols()); optionally writes
+  /// the weights (size = keys.rows()). Returns the log-sum-exp of the visible scores.
+  /// `key_mask` (empty = all visible) holds `true` for visible keys.
+  T compute_into(std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                 std::span<T> out, std::span<const bool> key_mask = {},
+                 std::span<T> weights = {}) const {
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    require_dimension("query.size()", query.size(), dim_);
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim_);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    require_dimension("out.size() (must equal values.cols())", out.size(), dv);
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), n);
+    if (!weights.empty()) require_dimension("weights.size()", weights.size(), n);
+
+    T* s = weights.empty() ? detail::thread_scratch<T>(n) : weights.data();
+    kernels::row_dots(keys.data(), n, dim_, static_cast<std::size_t>(keys.outerStride()),
+                      query.data(), scale_, s);
+    if (check_finite_ && !kernels::all_finite(s, n)) diagnose(query, keys, values);
+    if (!key_mask.empty()) {
+      for (std::size_t j = 0; j < n; ++j)
+        if (!key_mask[j]) s[j] = -std::numeric_limits<T>::infinity();
+    }
+    const T lse = kernels::softmax(s, n);
+    // Fully masked rows still multiply every value by 0 so NaN/Inf in `values` is detected.
+    kernels::weighted_row_sum(s, n, values.data(), dv,
+                              static_cast<std::size_t>(values.outerStride()), T(0), out.data());
+    if (check_finite_ && !kernels::all_finite(out.data(), dv)) diagnose(query, keys, values);
+    return lse;
+  }
+
+  /// \brief Attention output for one query (the seeds' `compute`).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, keys, values, out);
+    return out;
+  }
+
+  /// \brief Attention output with a key mask (`true` = visible; the seeds' `compute_with_mask`).
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask) const {
+    require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, keys, values, out, key_mask);
+    return out;
+  }
+
+  /// \brief Output, weights and log-sum-exp in one call.
+  [[nodiscard]] attention_output<T> compute_with_weights(
+      std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+      std::span<const bool> key_mask = {}) const {
+    attention_output<T> r{std::vector<T>(static_cast<std::size_t>(values.cols())),
+                          std::vector<T>(static_cast<std::size_t>(keys.rows())), T(0)};
+    r.lse = compute_into(query, keys, values, r.output, key_mask, r.weights);
+    return r;
+  }
+
+  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
+  }
+
+  /// \brief Seeds-shaped adapter with a `std::vector<bool>` mask.
+  [[nodiscard]] std::vector<T> compute_with_mask(const std::vector<T>& query,
+                                                 const std::vector<std::vector<T>>& keys,
+                                                 const std::vector<std::vector<T>>& values,
+                                                 const std::vector<bool>& key_mask) const {
+    const std::unique_ptr<bool[]> m(new bool[key_mask.size()]);
+    std::copy(key_mask.begin(), key_mask.end(), m.get());
+    return compute_with_mask(std::span<const T>(query), to_matrix(keys, "keys"),
+                             to_matrix(values, "values"),
+                             std::span<const bool>(m.get(), key_mask.size()));
+  }
+
+ private:
+  [[noreturn]] static void diagnose(std::span<const T> query, const matrix_cref<T>& keys,
+                                    const matrix_cref<T>& values) {
+    require_finite<T>("query", query);
+    require_finite("keys", keys.data(), static_cast<std::size_t>(keys.rows()),
+                   static_cast<std::size_t>(keys.cols()), keys.outerStride());
+    require_finite("values", values.data(), static_cast<std::size_t>(values.rows()),
+                   static_cast<std::size_t>(values.cols()), values.outerStride());
+    throw non_finite_input(
+        "non-finite input: an attention score or output overflowed although query, keys and "
+        "values are finite (reduce the input magnitude or the scale)");
+  }
+
+  std::size_t dim_;
+  T scale_;
+  bool check_finite_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/standard/scaled_dot_product.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Whether multi-head attention learns projections or only splits vectors into heads.
+enum class projection_mode {
+  learned,    ///< W_q, W_k, W_v, W_o (+ biases)
+  split_only  ///< no projections; heads are contiguous slices (the seeds' behaviour)
+};
+
+/// \brief Configuration of `multi_head_attention`.
+struct multi_head_config {
+  std::size_t embed_dim = 0;     ///< model dimension E (query width and output width)
+  std::size_t num_heads = 1;     ///< query heads H; must divide E
+  std::size_t num_kv_heads = 0;  ///< key/value heads H_kv (0 = H; 1 = MQA); must divide H
+  std::size_t kdim = 0;          ///< width of key inputs (0 = E)
+  std::size_t vdim = 0;          ///< width of value inputs (0 = E)
+  bool bias = true;              ///< learn biases b_q, b_k, b_v, b_o
+  bool causal = false;           ///< bottom-right aligned causal masking by default
+  projection_mode projections = projection_mode::learned;
+  std::uint64_t seed = 0;  ///< seed of the Xavier initialisation
+};
+
+/// \brief Projection parameters in `[out_features, in_features]` layout.
+template <class T>
+struct projection_weights {
+  row_matrix<T> w_q, w_k, w_v, w_o;
+  Eigen::Matrix<T, Eigen::Dynamic, 1> b_q, b_k, b_v, b_o;
+};
+
+/// \brief Per-call options of `multi_head_attention::forward`.
+template <class T>
+struct multi_head_call {
+  /// `[B, Lk]` key mask (`true` = visible); absent = all visible.
+  tensor_view<const bool, 2> key_mask{};
+  /// Additive bias `[B or 1, H or 1, Lq, Lk]`; absent = none.
+  tensor_view<const T, 4> bias{};
+  /// Overrides the configured causal flag.
+  std::optional<bool> causal{};
+  /// Optional `[B, H, Lq, Lk]` output of the attention weights.
+  tensor_view<T, 4> weights{};
+  /// Throw `non_finite_input` on NaN/Inf inputs.
+  bool check_finite = true;
+};
+
+/// \brief Multi-head attention with learned (or no) projections; see the file comment.
+/// Forward passes are const and thread-safe; `set_weights` is not (do not call it concurrently
+/// with a forward pass).
+template <class T = float>
+class multi_head_attention {
+ public:
+  using value_type = T;
+  using vector_type = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+  /// \brief Builds the layer and Xavier-initialises its projections from `config.seed`.
+  explicit multi_head_attention(multi_head_config config) : cfg_(normalise(config)) {
+    head_dim_ = cfg_.embed_dim / cfg_.num_heads;
+    if (cfg_.projections == projection_mode::learned) initialise();
+  }
+
+  /// \brief Learned projections, E = `embed_dim`, H = `num_heads`, seed 0.
+  multi_head_attention(std::size_t embed_dim, std::size_t num_heads)
+      : multi_head_attention(multi_head_config{.embed_dim = embed_dim, .num_heads = num_heads}) {}
+
+  /// \brief The seeds' split-only multi-head attention (no projections).
+  [[nodiscard]] static multi_head_attention split_only(std::size_t dim, std::size_t num_heads) {
+    return multi_head_attention(multi_head_config{
+        .embed_dim = dim, .num_heads = num_heads, .projections = projection_mode::split_only});
+  }
+
+  [[nodiscard]] const multi_head_config& config() const noexcept { return cfg_; }
+  [[nodiscard]] std::size_t head_dim() const noexcept { return head_dim_; }
+  [[nodiscard]] std::size_t kv_width() const noexcept { return cfg_.num_kv_heads * head_dim_; }
+  /// The projection parameters (empty matrices in split-only mode).
+  [[nodiscard]] const projection_weights<T>& weights() const noexcept { return w_; }
+
+  /// \brief Replaces the projections; shapes are validated (biases may be empty when
+  /// `config().bias` is false). Not thread-safe with concurrent forward passes.
+  void set_weights(projection_weights<T> w) {
+    require_config(cfg_.projections == projection_mode::learned,
+                   "set_weights: a split_only layer has no projections");
+    const std::size_t E = cfg_.embed_dim, KV = kv_width();
+    check_shape("w_q", w.w_q, E, E);
+    check_shape("w_k", w.w_k, KV, cfg_.kdim);
+    check_shape("w_v", w.w_v, KV, cfg_.vdim);
+    check_shape("w_o", w.w_o, E, E);
+    if (cfg_.bias) {
+      require_dimension("b_q.size()", static_cast<std::size_t>(w.b_q.size()), E);
+      require_dimension("b_k.size()", static_cast<std::size_t>(w.b_k.size()), KV);
+      require_dimension("b_v.size()", static_cast<std::size_t>(w.b_v.size()), KV);
+      require_dimension("b_o.size()", static_cast<std::size_t>(w.b_o.size()), E);
+    }
+    w_ = std::move(w);
+  }
+
+  /// \brief Batched forward: `x_q [B, Lq, E]`, `x_k [B, Lk, kdim]`, `x_v [B, Lk, vdim]` →
+  /// `out [B, Lq, E]`. Self-attention passes the same view three times.
+  void forward(std::type_identity_t<tensor_view<const T, 3>> x_q,
+               std::type_identity_t<tensor_view<const T, 3>> x_k,
+               std::type_identity_t<tensor_view<const T, 3>> x_v, tensor_view<T, 3> out,
+               const multi_head_call<T>& call = {}) const {
+    const std::size_t B = x_q.extent(0), Lq = x_q.extent(1), Lk = x_k.extent(1);
+    const std::size_t E = cfg_.embed_dim, H = cfg_.num_heads, Hkv = cfg_.num_kv_heads;
+    const std::size_t dh = head_dim_;
+    require_dimension("x_q.extent(2) (embed_dim)", x_q.extent(2), E);
+    require_dimension("x_k.extent(0) (batch)", x_k.extent(0), B);
+    require_dimension("x_v.extent(0) (batch)", x_v.extent(0), B);
+    require_dimension("x_k.extent(2) (kdim)", x_k.extent(2), cfg_.kdim);
+    require_dimension("x_v.extent(2) (vdim)", x_v.extent(2), cfg_.vdim);
+    require_dimension("x_v.extent(1) (values count, must equal keys count)", x_v.extent(1), Lk);
+    require_dimension("out.extent(0) (batch)", out.extent(0), B);
+    require_dimension("out.extent(1) (queries)", out.extent(1), Lq);
+    require_dimension("out.extent(2) (embed_dim)", out.extent(2), E);
+    for (const auto* s : {&x_q.strides(), &x_k.strides(), &x_v.strides()}) {
+      if ((*s)[2] != 1) throw invalid_argument("invalid argument: inputs need unit inner stride");
+    }
+    if (out.stride(2) != 1) throw invalid_argument("invalid argument: out needs unit inner stride");
+    if (B == 0 || Lq == 0) return;
+
+    sdpa_options<T> opt;
+    opt.mask.key_mask = call.key_mask;
+    opt.mask.bias = call.bias;
+    opt.mask.causal = call.causal.value_or(cfg_.causal);
+    opt.check_finite = call.check_finite;
+    sdpa_extras<T> extras;
+    extras.weights = call.weights;
+    const auto sd = [](std::size_t x) { return static_cast<std::ptrdiff_t>(x); };
+
+    if (cfg_.projections == projection_mode::split_only) {
+      // Heads are slices of the input rows: view [B, L, H·dh] as [B, H, L, dh] by strides.
+      const tensor_view<const T, 4> q(x_q.data(), {B, H, Lq, dh},
+                                      {x_q.stride(0), sd(dh), x_q.stride(1), 1});
+      const tensor_view<const T, 4> k(x_k.data(), {B, Hkv, Lk, dh},
+                                      {x_k.stride(0), sd(dh), x_k.stride(1), 1});
+      const tensor_view<const T, 4> v(x_v.data(), {B, Hkv, Lk, dh},
+                                      {x_v.stride(0), sd(dh), x_v.stride(1), 1});
+      const tensor_view<T, 4> o(out.data(), {B, H, Lq, dh},
+                                {out.stride(0), sd(dh), out.stride(1), 1});
+      sdpa<T>(q, k, v, o, opt, extras);
+      return;
+    }
+
+    // Learned projections: one GEMM per batch element and projection.
+    row_matrix<T> qp(static_cast<Eigen::Index>(B * Lq), static_cast<Eigen::Index>(E));
+    row_matrix<T> kp(static_cast<Eigen::Index>(B * Lk), static_cast<Eigen::Index>(kv_width()));
+    row_matrix<T> vp(static_cast<Eigen::Index>(B * Lk), static_cast<Eigen::Index>(kv_width()));
+    row_matrix<T> attn(static_cast<Eigen::Index>(B * Lq), static_cast<Eigen::Index>(E));
+    for (std::size_t b = 0; b < B; ++b) {
+      project(x_q, b, w_.w_q, w_.b_q, qp, b * Lq);
+      project(x_k, b, w_.w_k, w_.b_k, kp, b * Lk);
+      project(x_v, b, w_.w_v, w_.b_v, vp, b * Lk);
+    }
+    const tensor_view<const T, 4> q(qp.data(), {B, H, Lq, dh}, {sd(Lq * E), sd(dh), sd(E), 1});
+    const tensor_view<const T, 4> k(kp.data(), {B, Hkv, Lk, dh},
+                                    {sd(Lk * kv_width()), sd(dh), sd(kv_width()), 1});
+    const tensor_view<const T, 4> v(vp.data(), {B, Hkv, Lk, dh},
+                                    {sd(Lk * kv_width()), sd(dh), sd(kv_width()), 1});
+    const tensor_view<T, 4> o(attn.data(), {B, H, Lq, dh}, {sd(Lq * E), sd(dh), sd(E), 1});
+    if (call.check_finite) {
+      // Projections would smear a NaN over whole rows; name the raw input element instead.
+      require_finite_input("x_q", x_q);
+      require_finite_input("x_k", x_k);
+      require_finite_input("x_v", x_v);
+    }
+    sdpa<T>(q, k, v, o, opt, extras);
+    for (std::size_t b = 0; b < B; ++b) {
+      auto dst = matrix_view(out.data() + static_cast<std::ptrdiff_t>(b) * out.stride(0), Lq, E,
+                             static_cast<std::size_t>(out.stride(1)));
+      dst.noalias() =
+          attn.middleRows(static_cast<Eigen::Index>(b * Lq), static_cast<Eigen::Index>(Lq)) *
+          w_.w_o.transpose();
+      if (cfg_.bias) dst.rowwise() += w_.b_o.transpose();
+    }
+  }
+
+  /// \brief Sequence forward: `x_q [Lq, E]`, `x_k [Lk, kdim]`, `x_v [Lk, vdim]` → `[Lq, E]`.
+  /// A `call.key_mask` must have shape `[1, Lk]`.
+  [[nodiscard]] row_matrix<T> forward(const matrix_cref<T>& x_q, const matrix_cref<T>& x_k,
+                                      const matrix_cref<T>& x_v,
+                                      const multi_head_call<T>& call = {}) const {
+    row_matrix<T> out(x_q.rows(), static_cast<Eigen::Index>(cfg_.embed_dim));
+    forward(
+        as_3d(x_q), as_3d(x_k), as_3d(x_v),
+        tensor_view<T, 3>(out.data(), {1, static_cast<std::size_t>(out.rows()), cfg_.embed_dim}),
+        call);
+    return out;
+  }
+
+  /// \brief Self-attention over one sequence `x [L, E]`.
+  [[nodiscard]] row_matrix<T> forward(const matrix_cref<T>& x,
+                                      const multi_head_call<T>& call = {}) const {
+    return forward(x, x, x, call);
+  }
+
+  /// \brief Vector API: one query `[E]` over keys `[n, kdim]` and values `[n, vdim]` → `[E]`.
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    return compute_with_mask(query, keys, values, {});
+  }
+
+  /// \brief Vector API with a key mask (`true` = visible; empty = all visible).
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask) const {
+    require_dimension("query.size()", query.size(), cfg_.embed_dim);
+    require_non_empty("keys", static_cast<std::size_t>(keys.rows()));
+    require_dimension("keys.cols() (kdim)", static_cast<std::size_t>(keys.cols()), cfg_.kdim);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()),
+                      static_cast<std::size_t>(keys.rows()));
+    multi_head_call<T> call;
+    if (!key_mask.empty()) {
+      require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
+      call.key_mask = tensor_view<const bool, 2>(key_mask.data(), {1, key_mask.size()});
+    }
+    call.causal = false;
+    std::vector<T> out(cfg_.embed_dim);
+    const auto q = matrix_view(query.data(), 1, query.size());
+    forward(as_3d(q), as_3d(keys), as_3d(values),
+            tensor_view<T, 3>(out.data(), {1, 1, cfg_.embed_dim}), call);
+    return out;
+  }
+
+  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
+  }
+
+ private:
+  static multi_head_config normalise(multi_head_config c) {
+    if (c.num_kv_heads == 0) c.num_kv_heads = c.num_heads;
+    if (c.kdim == 0) c.kdim = c.embed_dim;
+    if (c.vdim == 0) c.vdim = c.embed_dim;
+    std::ostringstream os;
+    require_config(c.embed_dim > 0, "multi_head_attention: embed_dim must be > 0");
+    require_config(c.num_heads > 0, "multi_head_attention: num_heads must be > 0");
+    require_at_most("embed_dim", c.embed_dim, max_dimension);
+    if (c.embed_dim % c.num_heads != 0) {
+      os << "multi_head_attention: embed_dim (" << c.embed_dim
+         << ") must be divisible by num_heads (" << c.num_heads << ")";
+      require_config(false, os.str());
+    }
+    if (c.num_heads % c.num_kv_heads != 0) {
+      os << "multi_head_attention: num_kv_heads (" << c.num_kv_heads << ") must divide num_heads ("
+         << c.num_heads << ")";
+      require_config(false, os.str());
+    }
+    if (c.projections == projection_mode::split_only) {
+      const std::size_t kv = c.num_kv_heads * (c.embed_dim / c.num_heads);
+      if (c.kdim != kv || c.vdim != kv) {
+        os << "multi_head_attention: split_only needs kdim == vdim == num_kv_heads * head_dim ("
+           << kv << "), got kdim " << c.kdim << " and vdim " << c.vdim;
+        require_config(false, os.str());
+      }
+    }
+    return c;
+  }
+
+  void initialise() {
+    rng gen(cfg_.seed);
+    const std::size_t E = cfg_.embed_dim, KV = kv_width();
+    w_.w_q = xavier(gen, E, E);
+    w_.w_k = xavier(gen, KV, cfg_.kdim);
+    w_.w_v = xavier(gen, KV, cfg_.vdim);
+    w_.w_o = xavier(gen, E, E);
+    if (cfg_.bias) {
+      w_.b_q = vector_type::Zero(static_cast<Eigen::Index>(E));
+      w_.b_k = vector_type::Zero(static_cast<Eigen::Index>(KV));
+      w_.b_v = vector_type::Zero(static_cast<Eigen::Index>(KV));
+      w_.b_o = vector_type::Zero(static_cast<Eigen::Index>(E));
+    }
+  }
+
+  static row_matrix<T> xavier(rng& gen, std::size_t out, std::size_t in) {
+    const double a = std::sqrt(6.0 / static_cast<double>(in + out));
+    row_matrix<T> w(static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in));
+    for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = gen.uniform<T>(T(-a), T(a));
+    return w;
+  }
+
+  static void check_shape(const char* name, const row_matrix<T>& m, std::size_t rows,
+                          std::size_t cols) {
+    require_dimension(std::string(name) + ".rows()", static_cast<std::size_t>(m.rows()), rows);
+    require_dimension(std::string(name) + ".cols()", static_cast<std::size_t>(m.cols()), cols);
+  }
+
+  static tensor_view<const T, 3> as_3d(const matrix_cref<T>& m) {
+    return tensor_view<const T, 3>(
+        m.data(), {1, static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())},
+        {static_cast<std::ptrdiff_t>(m.outerStride() * m.rows()), m.outerStride(), 1});
+  }
+
+  static void require_finite_input(const char* what, const tensor_view<const T, 3>& x) {
+    for (std::size_t b = 0; b < x.extent(0); ++b) {
+      const T* base = x.data() + static_cast<std::ptrdiff_t>(b) * x.stride(0);
+      for (std::size_t r = 0; r < x.extent(1); ++r) {
+        const T* row = base + static_cast<std::ptrdiff_t>(r) * x.stride(1);
+        if (!kernels::all_finite(row, x.extent(2))) {
+          for (std::size_t c = 0; c < x.extent(2); ++c) {
+            if (!std::isfinite(row[c])) {
+              std::ostringstream os;
+              os << "non-finite input: " << what << "[" << b << "][" << r << "][" << c
+                 << "] = " << row[c];
+              throw non_finite_input(os.str());
+            }
+          }
+        }
+      }
+    }
+  }
+
+  void project(const tensor_view<const T, 3>& x, std::size_t b, const row_matrix<T>& w,
+               const vector_type& bias, row_matrix<T>& dst, std::size_t row0) const {
+    const std::size_t L = x.extent(1);
+    if (L == 0) return;
+    const auto src = matrix_view(x.data() + static_cast<std::ptrdiff_t>(b) * x.stride(0), L,
+                                 x.extent(2), static_cast<std::size_t>(x.stride(1)));
+    auto out = dst.middleRows(static_cast<Eigen::Index>(row0), static_cast<Eigen::Index>(L));
+    out.noalias() = src * w.transpose();
+    if (cfg_.bias) out.rowwise() += bias.transpose();
+  }
+
+  multi_head_config cfg_;
+  std::size_t head_dim_ = 0;
+  projection_weights<T> w_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/standard/multi_head.hpp ----
+// ---- end ruvector/attention/standard.hpp ----

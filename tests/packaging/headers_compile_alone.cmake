@@ -1,0 +1,70 @@
+# headers_compile_alone: every include/ruvector/**/*.hpp compiles as the only #include of a
+# translation unit (-fsyntax-only), so each header includes what it uses.
+include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")
+pk_begin(headers)
+
+file(GLOB_RECURSE headers RELATIVE "${RVA_SOURCE_DIR}/include" "${RVA_SOURCE_DIR}/include/ruvector/*.hpp")
+list(SORT headers)
+list(LENGTH headers count)
+if(count EQUAL 0)
+  message(FATAL_ERROR "no headers under ${RVA_SOURCE_DIR}/include/ruvector")
+endif()
+
+pk_compile_command(cmd)
+list(APPEND cmd -fsyntax-only -I "${RVA_SOURCE_DIR}/include" -x c++)
+set(empty_tu "${PK_WORK}/empty.cpp")
+file(WRITE "${empty_tu}" "")
+
+# `-include <header>` makes the header the first line of an empty translation unit. Several
+# compilers run at once: execute_process starts all the COMMANDs of one call together (as a pipe;
+# the compilers read no input and write diagnostics to stderr). A failing header is compiled again
+# alone so that its diagnostics are not mixed with another's.
+set(jobs "${RVA_JOBS}")
+if(NOT jobs OR jobs LESS 1)
+  set(jobs 1)
+endif()
+string(TIMESTAMP t0 "%s")
+set(failed "")
+set(report "")
+set(batch "")
+set(index 0)
+foreach(header IN LISTS headers)
+  list(APPEND batch "${header}")
+  math(EXPR index "${index} + 1")
+  list(LENGTH batch n)
+  if(n LESS jobs AND index LESS count)
+    continue()
+  endif()
+  set(args "")
+  foreach(h IN LISTS batch)
+    list(APPEND args COMMAND ${cmd} -include "${h}" "${empty_tu}")
+  endforeach()
+  execute_process(${args} WORKING_DIRECTORY "${PK_WORK}" RESULTS_VARIABLE results
+                  OUTPUT_QUIET ERROR_QUIET)
+  foreach(h rc IN ZIP_LISTS batch results)
+    if(NOT rc STREQUAL "0")
+      execute_process(COMMAND ${cmd} -include "${h}" "${empty_tu}" WORKING_DIRECTORY "${PK_WORK}"
+                      RESULT_VARIABLE rc1 OUTPUT_VARIABLE out ERROR_VARIABLE out)
+      list(APPEND failed "${h}")
+      string(APPEND report "\n==== ${h} (${rc1}) ====\n${out}")
+    endif()
+  endforeach()
+  set(batch "")
+endforeach()
+string(TIMESTAMP t1 "%s")
+math(EXPR secs "${t1} - ${t0}")
+
+if(failed)
+  list(LENGTH failed nfailed)
+  list(JOIN failed "\n  " failed_list)
+  list(JOIN cmd " " shown)
+  file(WRITE "${PK_WORK}/failures.log" "${report}")
+  string(LENGTH "${report}" n)
+  if(n GREATER 30000)
+    string(SUBSTRING "${report}" 0 30000 report)
+    string(APPEND report "\n[... cut; full log: ${PK_WORK}/failures.log]")
+  endif()
+  message(FATAL_ERROR "${nfailed} of ${count} headers do not compile on their own:\n  ${failed_list}\n"
+                      "command: ${shown} -include <header> ${empty_tu}\n${report}")
+endif()
+message(STATUS "all ${count} headers compile on their own (${secs}s, ${jobs} at a time)")
