@@ -171,7 +171,15 @@ class multi_head_attention {
                                       {x_v.stride(0), sd(dh), x_v.stride(1), 1});
       const tensor_view<T, 4> o(out.data(), {B, H, Lq, dh},
                                 {out.stride(0), sd(dh), out.stride(1), 1});
-      sdpa<T>(q, k, v, o, opt, extras);
+      try {
+        sdpa<T>(q, k, v, o, opt, extras);
+      } catch (const non_finite_input&) {
+        // sdpa names its head views; name the caller's arguments instead.
+        require_finite_input("x_q", x_q);
+        require_finite_input("x_k", x_k);
+        require_finite_input("x_v", x_v);
+        throw;
+      }
       return;
     }
 

@@ -152,7 +152,6 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
   require_at_most("k.extent(2) (keys)", Lk, max_sequence_length);
   require_at_most("q.extent(2) (queries)", Lq, max_sequence_length);
   require_at_most("q.extent(3) (head dim)", d, max_dimension);
-  if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
   require_non_empty("q.extent(3) (head dim)", d);
   detail::require_unit_inner_stride("q", q.stride(3));
   detail::require_unit_inner_stride("k", k.stride(3));
@@ -199,6 +198,7 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
   }
 
   // ---- compute ------------------------------------------------------------------------------
+  if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
   const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(d));
   const std::size_t group = H / Hkv;
   const std::size_t block =
