@@ -1424,7 +1424,6 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
   require_at_most("k.extent(2) (keys)", Lk, max_sequence_length);
   require_at_most("q.extent(2) (queries)", Lq, max_sequence_length);
   require_at_most("q.extent(3) (head dim)", d, max_dimension);
-  if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
   require_non_empty("q.extent(3) (head dim)", d);
   detail::require_unit_inner_stride("q", q.stride(3));
   detail::require_unit_inner_stride("k", k.stride(3));
@@ -1471,6 +1470,7 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
   }
 
   // ---- compute ------------------------------------------------------------------------------
+  if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
   const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(d));
   const std::size_t group = H / Hkv;
   const std::size_t block =
@@ -1810,7 +1810,15 @@ class multi_head_attention {
                                       {x_v.stride(0), sd(dh), x_v.stride(1), 1});
       const tensor_view<T, 4> o(out.data(), {B, H, Lq, dh},
                                 {out.stride(0), sd(dh), out.stride(1), 1});
-      sdpa<T>(q, k, v, o, opt, extras);
+      try {
+        sdpa<T>(q, k, v, o, opt, extras);
+      } catch (const non_finite_input&) {
+        // sdpa names its head views; name the caller's arguments instead.
+        require_finite_input("x_q", x_q);
+        require_finite_input("x_k", x_k);
+        require_finite_input("x_v", x_v);
+        throw;
+      }
       return;
     }
 
