@@ -10,5 +10,6 @@
 #include "ruvector/attention/core.hpp"
 #include "ruvector/attention/fwd.hpp"
 #include "ruvector/attention/kernels.hpp"
+#include "ruvector/attention/sparse.hpp"
 #include "ruvector/attention/standard.hpp"
 #include "ruvector/attention/version.hpp"

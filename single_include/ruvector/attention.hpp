@@ -35,7 +35,6 @@
 /// extent (used for additive biases shared across batch or heads). A default-constructed view is
 /// "absent" (`data() == nullptr`) and is how optional tensor arguments are omitted.
 
-#include <Eigen/Core>
 #include <array>
 #include <cstddef>
 #include <span>
@@ -247,6 +246,18 @@ void require_finite(std::string_view what, const T* data, std::size_t rows, std:
 
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/core/validate.hpp ----
+// ---- begin ruvector/attention/detail/eigen.hpp ----
+/// \file detail/eigen.hpp
+/// \brief Includes Eigen/Core inside the same warning guard as xsimd: GCC 12.2 reports
+/// -W(maybe-)uninitialized inside its own AVX-512 intrinsics (`__m512 __Y = __Y;`, GCC bug 105593)
+/// when Eigen's AVX-512 GEMM kernels are instantiated. Covering Eigen's template definitions keeps
+/// users who build with -Werror and -march=native unaffected.
+
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+#include <Eigen/Core>
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/detail/eigen.hpp ----
 
 namespace ruvector::attention {
 
@@ -695,6 +706,8 @@ template <class T>
 class scaled_dot_product_attention;
 template <class T>
 class multi_head_attention;
+template <class T>
+class flash_attention;
 class rng;
 
 }  // namespace ruvector::attention
@@ -1220,138 +1233,65 @@ class online_softmax_state {
 RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
 // ---- end ruvector/attention/kernels/softmax.hpp ----
 // ---- end ruvector/attention/kernels.hpp ----
-// ---- begin ruvector/attention/standard.hpp ----
-/// \file standard.hpp
-/// \brief Entry header of the standard family: scaled dot-product and multi-head attention.
+// ---- begin ruvector/attention/sparse.hpp ----
+/// \file sparse.hpp
+/// \brief Entry header of the sparse family: flash attention, exact partial merges and ring
+/// attention.
 
-// ---- begin ruvector/attention/standard/multi_head.hpp ----
-/// \file standard/multi_head.hpp
-/// \brief Multi-head attention (Vaswani et al. 2017, §3.2.2) with grouped-query / multi-query
-/// head sharing (Ainslie et al. 2023; Shazeer 2019) and cross-attention:
+// ---- begin ruvector/attention/sparse/flash.hpp ----
+/// \file sparse/flash.hpp
+/// \brief Flash attention on the CPU: FlashAttention-2 (Dao 2023, "FlashAttention-2: Faster
+/// Attention with Better Parallelism and Work Partitioning"), Algorithm 1.
 ///
-///     Q = X_q W_qᵀ + b_q,  K = X_k W_kᵀ + b_k,  V = X_v W_vᵀ + b_v          (PyTorch Linear
-///     layout) head_h = softmax(Q_h K_{g(h)}ᵀ / √d_h) V_{g(h)},   g(h) = h / (H / H_kv) out =
-///     concat_h(head_h) W_oᵀ + b_o
+/// Queries are cut into blocks of B_q rows and keys/values into blocks of B_k rows. For each query
+/// block the running state (m, l, O) per row is updated key block by key block:
 ///
-/// Weights have shape `[out_features, in_features]`: W_q `[E, E]`, W_k `[H_kv·d_h, kdim]`, W_v
-/// `[H_kv·d_h, vdim]`, W_o `[E, E]` with d_h = E / H. They are Xavier-uniform initialised from a
-/// seed (U(±√(6/(fan_in + fan_out))), Glorot & Bengio 2010) with zero biases, or set by the caller.
+///     S = scale · Q_i K_jᵀ (+ bias, masks)           (B_q × B_k, never L × L)
+///     m' = max(m, rowmax S),  P = exp(S − m'),  l' = e^{m − m'} l + rowsum P
+///     O' = diag(e^{m − m'}) O + P V_j
 ///
-/// `projection_mode::split_only` is the seeds' `MultiHeadAttention`: no projections at all; head h
-/// is the contiguous slice [h·d_h, (h+1)·d_h) of each query/key/value vector and the heads'
-/// outputs are concatenated.
+/// and at the end O / l is the output and m + log l the log-sum-exp of each row. Extra memory is
+/// one B_q × B_k score tile and one B_q × dv accumulator per thread, whatever L is. Work is spread
+/// over batch × heads × query blocks with `parallel_for`. With causal masking, key blocks entirely
+/// above the diagonal are skipped (about half the work) and only the diagonal blocks are masked
+/// element by element.
 ///
-/// Heads are split by strides, never copied: the projected `[L, H·d_h]` matrices are viewed as
-/// `[B, H, L, d_h]` tensors and handed to `sdpa` (standard/scaled_dot_product.hpp), whose masking
-/// and numerics conventions apply unchanged.
+/// Conventions are those of `sdpa` (standard/scaled_dot_product.hpp): bottom-right causal
+/// alignment, `true` = visible in key masks, `-inf` bias entries hide keys, a row that sees no key
+/// outputs zeros with log-sum-exp −inf, NaN/Inf inputs → `non_finite_input` (detected lazily from
+/// the scores and outputs, at no cost on the happy path). Grouped-query / multi-query attention:
+/// query head h reads key head h / (H / Hkv).
+///
+/// API: `flash_sdpa(q, k, v, out, options, lse)` (tensor API) and class `flash_attention<T>`
+/// (sequence `forward` and the seeds' single-query `compute`).
+///
+/// The single-query (decode) path `flash_attention<T>::compute` splits the keys into blocks that
+/// are processed independently (in parallel when there are enough) and merged exactly with the
+/// online-softmax merge (flash-decoding, Dao et al. 2023).
 
-#include <Eigen/Core>
-#include <cmath>
-#include <cstddef>
-#include <cstdint>
-#include <optional>
-#include <span>
-#include <sstream>
-#include <string>
-#include <vector>
-
-// ---- begin ruvector/attention/standard/scaled_dot_product.hpp ----
-/// \file standard/scaled_dot_product.hpp
-/// \brief Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"):
-///
-///     out_i = Σ_j softmax_j(s_ij) · v_j,   s_ij = scale · (q_i · k_j) + bias_ij,   scale = 1/√d
-///
-/// at both API levels:
-/// - Tensor API: `sdpa(q, k, v, out, options, extras)` over strided
-///   `[B, H, Lq, d] × [B, Hkv, Lk, d] × [B, Hkv, Lk, dv] → [B, H, Lq, dv]`. Query head h reads key
-///   head h / (H / Hkv), which is multi-query (Hkv = 1) and grouped-query attention (1 < Hkv < H).
-/// - Vector API: class `scaled_dot_product_attention<T>` — one query over a key matrix (rows =
-/// keys).
-///
-/// Conventions (DESIGN.md §4): softmax is max-subtracted and the log-sum-exp of each row can be
-/// returned; causal masking is bottom-right aligned (query i sees keys j <= i + Lk − Lq); a row
-/// that sees no key outputs zeros with all-zero weights and log-sum-exp −inf; a key mask holds
-/// `true` for visible keys. With `check_finite` (the default) NaN/±Inf in q, k or v throws
-/// `non_finite_input` naming the first bad element. The check costs nothing on the happy path:
-/// every score and output is finite iff the inputs are (0·Inf = NaN propagates through the
-/// products), so inputs are scanned only after a non-finite score or output is seen.
-///
-/// Dense products use Eigen's GEMM on blocks of 64 queries (the score block is materialised per
-/// block, never the whole [Lq, Lk] matrix for all heads); the single-query path uses the xsimd
-/// `row_dots` / `weighted_row_sum` kernels. Work is spread over batch × heads × query blocks with
-/// `parallel_for`.
-
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
-#include <memory>
 #include <optional>
 #include <span>
-#include <sstream>
-#include <string>
 #include <type_traits>
 #include <vector>
 
-// ---- begin ruvector/attention/detail/scratch.hpp ----
-/// \file detail/scratch.hpp
-/// \brief Per-thread scratch buffers, so hot paths do not allocate on every call and mechanism
-/// objects stay immutable (and shareable across threads).
+// ---- begin ruvector/attention/detail/attention_args.hpp ----
+/// \file detail/attention_args.hpp
+/// \brief Shared validation of the tensor-API attention arguments (`sdpa`, `flash_attention`):
+/// shapes, GQA head grouping, strides, masks and biases, and the lazy non-finite diagnosis.
 
-#include <Eigen/Core>
+#include <cmath>
 #include <cstddef>
-#include <vector>
+#include <limits>
+#include <span>
+#include <sstream>
+#include <string>
+
 
 namespace ruvector::attention::detail {
-
-/// Returns a pointer to at least `n` values of thread-local scratch, aligned like Eigen's own
-/// storage (so Eigen kernels take the same code path, and round the same way, on every call).
-/// `Slot` distinguishes buffers that must be live at the same time; contents are unspecified.
-template <class T, int Slot = 0>
-[[nodiscard]] T* thread_scratch(std::size_t n) {
-  thread_local std::vector<T, Eigen::aligned_allocator<T>> buffer;
-  if (buffer.size() < n) buffer.resize(n);
-  return buffer.data();
-}
-
-}  // namespace ruvector::attention::detail
-// ---- end ruvector/attention/detail/scratch.hpp ----
-
-namespace ruvector::attention {
-
-/// \brief Options of one tensor-API attention call.
-template <class T>
-struct sdpa_options {
-  /// Logit scale; defaults to 1/√d.
-  std::optional<T> scale{};
-  /// Key mask, causal flag and additive bias (see core/mask.hpp).
-  mask_spec<T> mask{};
-  /// Throw `non_finite_input` on NaN/Inf in q, k, v (and NaN/+Inf in the bias).
-  bool check_finite = true;
-  /// Queries per block (rows of the materialised score block); 0 = automatic.
-  std::size_t query_block = 0;
-};
-
-/// \brief Optional extra outputs of a tensor-API attention call (absent views are skipped).
-template <class T>
-struct sdpa_extras {
-  /// `[B, H, Lq, Lk]` attention weights (zeros for hidden keys).
-  tensor_view<T, 4> weights{};
-  /// `[B, H, Lq]` log Σ_j exp(s_ij) per query row (−inf for a row that sees no key).
-  tensor_view<T, 3> lse{};
-};
-
-namespace detail {
-
-template <class T, std::size_t R>
-std::string shape_string(const tensor_view<T, R>& t) {
-  std::ostringstream os;
-  os << "[";
-  for (std::size_t i = 0; i < R; ++i) os << (i ? ", " : "") << t.extent(i);
-  os << "]";
-  return os.str();
-}
 
 // Names the first non-finite element of a rank-4 view and throws; returns if there is none.
 template <class T>
@@ -1390,22 +1330,37 @@ inline void require_unit_inner_stride(const char* what, std::ptrdiff_t stride) {
   }
 }
 
-}  // namespace detail
-
-/// \brief Batched scaled dot-product attention (tensor API); see the file comment.
-/// \tparam T float or double.
-/// \param q `[B, H, Lq, d]`, \param k `[B, Hkv, Lk, d]`, \param v `[B, Hkv, Lk, dv]`,
-/// \param out `[B, H, Lq, dv]` (written; must not alias the inputs). `T` is deduced from `out`,
-/// so mutable input views convert implicitly.
+/// Names the first NaN/Inf of a single-query call's query, keys or values and throws; if all are
+/// finite the scores overflowed, which is reported as such.
 template <class T>
-void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
-          std::type_identity_t<tensor_view<const T, 4>> k,
-          std::type_identity_t<tensor_view<const T, 4>> v, tensor_view<T, 4> out,
-          const std::type_identity_t<sdpa_options<T>>& options = {},
-          const std::type_identity_t<sdpa_extras<T>>& extras = {}) {
+[[noreturn]] void diagnose_vector_inputs(std::span<const T> query, const matrix_cref<T>& keys,
+                                         const matrix_cref<T>& values) {
+  require_finite<T>("query", query);
+  require_finite("keys", keys.data(), static_cast<std::size_t>(keys.rows()),
+                 static_cast<std::size_t>(keys.cols()), keys.outerStride());
+  require_finite("values", values.data(), static_cast<std::size_t>(values.rows()),
+                 static_cast<std::size_t>(values.cols()), values.outerStride());
+  throw non_finite_input(
+      "non-finite input: an attention score or output overflowed although query, keys and "
+      "values are finite (reduce the input magnitude or the scale)");
+}
+
+/// Extents of a validated attention call.
+struct attention_shape {
+  std::size_t B, H, Hkv, Lq, Lk, d, dv;
+};
+
+/// Validates `q [B,H,Lq,d]`, `k [B,Hkv,Lk,d]`, `v [B,Hkv,Lk,dv]`, `out [B,H,Lq,dv]`, the mask and
+/// the optional weights/lse outputs; throws an `error` subclass naming the argument.
+template <class T>
+attention_shape validate_attention_args(const tensor_view<const T, 4>& q,
+                                        const tensor_view<const T, 4>& k,
+                                        const tensor_view<const T, 4>& v,
+                                        const tensor_view<T, 4>& out, const mask_spec<T>& mask,
+                                        bool check_finite, const tensor_view<T, 4>& weights,
+                                        const tensor_view<T, 3>& lse) {
   const std::size_t B = q.extent(0), H = q.extent(1), Lq = q.extent(2), d = q.extent(3);
   const std::size_t Hkv = k.extent(1), Lk = k.extent(2), dv = v.extent(3);
-  // ---- validation ---------------------------------------------------------------------------
   require_dimension("k.extent(0) (batch)", k.extent(0), B);
   require_dimension("v.extent(0) (batch)", v.extent(0), B);
   require_dimension("k.extent(3) (key dim)", k.extent(3), d);
@@ -1425,11 +1380,10 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
   require_at_most("q.extent(2) (queries)", Lq, max_sequence_length);
   require_at_most("q.extent(3) (head dim)", d, max_dimension);
   require_non_empty("q.extent(3) (head dim)", d);
-  detail::require_unit_inner_stride("q", q.stride(3));
-  detail::require_unit_inner_stride("k", k.stride(3));
-  detail::require_unit_inner_stride("v", v.stride(3));
-  detail::require_unit_inner_stride("out", out.stride(3));
-  const auto& mask = options.mask;
+  require_unit_inner_stride("q", q.stride(3));
+  require_unit_inner_stride("k", k.stride(3));
+  require_unit_inner_stride("v", v.stride(3));
+  require_unit_inner_stride("out", out.stride(3));
   if (!mask.key_mask.absent()) {
     require_dimension("mask.key_mask.extent(0) (batch)", mask.key_mask.extent(0), B);
     require_dimension("mask.key_mask.extent(1) (keys)", mask.key_mask.extent(1), Lk);
@@ -1442,7 +1396,7 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
       require_dimension("mask.bias.extent(1) (heads or 1)", bias.extent(1), H);
     require_dimension("mask.bias.extent(2) (queries)", bias.extent(2), Lq);
     require_dimension("mask.bias.extent(3) (keys)", bias.extent(3), Lk);
-    if (options.check_finite) {
+    if (check_finite) {
       for (std::size_t a = 0; a < bias.extent(0); ++a)
         for (std::size_t h = 0; h < bias.extent(1); ++h)
           for (std::size_t i = 0; i < Lq; ++i)
@@ -1457,17 +1411,624 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
             }
     }
   }
-  if (!extras.weights.absent()) {
-    require_dimension("extras.weights.extent(0)", extras.weights.extent(0), B);
-    require_dimension("extras.weights.extent(1)", extras.weights.extent(1), H);
-    require_dimension("extras.weights.extent(2)", extras.weights.extent(2), Lq);
-    require_dimension("extras.weights.extent(3)", extras.weights.extent(3), Lk);
+  if (!weights.absent()) {
+    require_dimension("extras.weights.extent(0)", weights.extent(0), B);
+    require_dimension("extras.weights.extent(1)", weights.extent(1), H);
+    require_dimension("extras.weights.extent(2)", weights.extent(2), Lq);
+    require_dimension("extras.weights.extent(3)", weights.extent(3), Lk);
   }
-  if (!extras.lse.absent()) {
-    require_dimension("extras.lse.extent(0)", extras.lse.extent(0), B);
-    require_dimension("extras.lse.extent(1)", extras.lse.extent(1), H);
-    require_dimension("extras.lse.extent(2)", extras.lse.extent(2), Lq);
+  if (!lse.absent()) {
+    require_dimension("extras.lse.extent(0)", lse.extent(0), B);
+    require_dimension("extras.lse.extent(1)", lse.extent(1), H);
+    require_dimension("extras.lse.extent(2)", lse.extent(2), Lq);
   }
+
+  return {B, H, Hkv, Lq, Lk, d, dv};
+}
+
+}  // namespace ruvector::attention::detail
+// ---- end ruvector/attention/detail/attention_args.hpp ----
+// ---- begin ruvector/attention/detail/scratch.hpp ----
+/// \file detail/scratch.hpp
+/// \brief Per-thread scratch buffers, so hot paths do not allocate on every call and mechanism
+/// objects stay immutable (and shareable across threads).
+
+#include <cstddef>
+#include <vector>
+
+
+namespace ruvector::attention::detail {
+
+/// Returns a pointer to at least `n` values of thread-local scratch, aligned like Eigen's own
+/// storage (so Eigen kernels take the same code path, and round the same way, on every call).
+/// `Slot` distinguishes buffers that must be live at the same time; contents are unspecified.
+template <class T, int Slot = 0>
+[[nodiscard]] T* thread_scratch(std::size_t n) {
+  thread_local std::vector<T, Eigen::aligned_allocator<T>> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+}  // namespace ruvector::attention::detail
+// ---- end ruvector/attention/detail/scratch.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Tile sizes of the flash kernel.
+struct flash_block_sizes {
+  std::size_t query = 0;  ///< B_q: query rows per tile
+  std::size_t key = 0;    ///< B_k: key rows per tile
+};
+
+/// \brief Default tiles for head dimension `d`: the score tile (B_q × B_k) plus the key and value
+/// tiles (2 · B_k × d) stay within about 256 KiB (L2) for float.
+[[nodiscard]] constexpr flash_block_sizes default_flash_blocks(std::size_t d) noexcept {
+  if (d <= 64) return {64, 256};
+  if (d <= 128) return {64, 128};
+  return {32, 64};
+}
+
+/// \brief Options of one `flash_sdpa` call.
+template <class T>
+struct flash_options {
+  std::optional<T> scale{};    ///< logit scale; default 1/√d
+  mask_spec<T> mask{};         ///< key mask, causal flag, additive bias (core/mask.hpp)
+  bool check_finite = true;    ///< NaN/Inf in q, k, v → non_finite_input
+  flash_block_sizes blocks{};  ///< 0 = `default_flash_blocks(d)`
+};
+
+namespace detail {
+
+/// Causal diagonal: key j is visible to query i iff j <= i + offset (bottom-right: Lk − Lq).
+using causal_offset = std::optional<std::ptrdiff_t>;
+
+// Number of keys visible to query i under a causal diagonal (clamped to [0, lk]).
+inline std::size_t causal_limit(std::size_t i, std::ptrdiff_t offset, std::size_t lk) noexcept {
+  const std::ptrdiff_t lim = static_cast<std::ptrdiff_t>(i) + offset + 1;
+  return lim <= 0 ? 0 : std::min(static_cast<std::size_t>(lim), lk);
+}
+
+/// The flash forward over validated arguments; `causal` overrides `mask.causal`'s diagonal.
+template <class T>
+void flash_forward(const tensor_view<const T, 4>& q, const tensor_view<const T, 4>& k,
+                   const tensor_view<const T, 4>& v, const tensor_view<T, 4>& out,
+                   const tensor_view<T, 3>& lse_out, const attention_shape& sh, T scale,
+                   const mask_spec<T>& mask, causal_offset causal, bool check_finite,
+                   flash_block_sizes blocks) {
+  const std::size_t B = sh.B, H = sh.H, Lq = sh.Lq, Lk = sh.Lk, d = sh.d, dv = sh.dv;
+  if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
+  const auto defaults = default_flash_blocks(d);
+  const std::size_t bq = std::min(blocks.query ? blocks.query : defaults.query, Lq);
+  const std::size_t bk =
+      std::max<std::size_t>(1, std::min(blocks.key ? blocks.key : defaults.key, Lk));
+  const std::size_t group = H / sh.Hkv;
+  const std::size_t q_blocks = (Lq + bq - 1) / bq;
+  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+  using Stride = Eigen::Stride<Eigen::Dynamic, 1>;
+  using CMap = Eigen::Map<const row_matrix<T>, 0, Stride>;
+  using MMap = Eigen::Map<row_matrix<T>, 0, Stride>;
+  const auto idx = [](std::size_t x) { return static_cast<Eigen::Index>(x); };
+
+  parallel_for(0, B * H * q_blocks, [&](std::size_t task) {
+    const std::size_t b = task / (H * q_blocks);
+    const std::size_t h = (task / q_blocks) % H;
+    const std::size_t i0 = (task % q_blocks) * bq;
+    const std::size_t rows = std::min(bq, Lq - i0);
+    const std::size_t hk = h / group;
+
+    T* s_buf = thread_scratch<T, 0>(bq * bk);
+    T* o_buf = thread_scratch<T, 1>(bq * dv);
+    T* m = thread_scratch<T, 2>(2 * bq);
+    T* l = m + bq;
+    MMap o_acc(o_buf, idx(rows), idx(dv), Stride(idx(dv), 1));
+    o_acc.setZero();
+    std::fill(m, m + rows, neg_inf);
+    std::fill(l, l + rows, T(0));
+
+    const CMap qb(q.row(b, h, i0), idx(rows), idx(d), Stride(q.stride(2), 1));
+    const bool* key_mask = mask.key_mask.absent() ? nullptr : mask.key_mask.row(b);
+    // Keys beyond the last row's causal limit are never visible to this block.
+    const std::size_t k_end = causal ? causal_limit(i0 + rows - 1, *causal, Lk) : Lk;
+
+    for (std::size_t j0 = 0; j0 < k_end; j0 += bk) {
+      const std::size_t cols = std::min(bk, k_end - j0);
+      MMap s(s_buf, idx(rows), idx(cols), Stride(idx(cols), 1));
+      const CMap kb(k.row(b, hk, j0), idx(cols), idx(d), Stride(k.stride(2), 1));
+      const CMap vb(v.row(b, hk, j0), idx(cols), idx(dv), Stride(v.stride(2), 1));
+      s.noalias() = (qb * kb.transpose()) * scale;
+      // Tiles that straddle the causal diagonal need element masking.
+      const bool diagonal = causal && causal_limit(i0, *causal, Lk) < j0 + cols;
+
+      for (std::size_t r = 0; r < rows; ++r) {
+        T* row = s_buf + r * cols;
+        if (check_finite && !kernels::all_finite(row, cols)) throw_non_finite_scores(q, k, v);
+        if (!mask.bias.absent()) {
+          const T* brow = mask.bias.row(mask.bias.extent(0) == 1 ? 0 : b,
+                                        mask.bias.extent(1) == 1 ? 0 : h, i0 + r);
+          const std::ptrdiff_t bs = mask.bias.stride(3);
+          for (std::size_t j = 0; j < cols; ++j)
+            row[j] += brow[static_cast<std::ptrdiff_t>(j0 + j) * bs];
+        }
+        if (key_mask) {
+          const std::ptrdiff_t ms = mask.key_mask.stride(1);
+          for (std::size_t j = 0; j < cols; ++j)
+            if (!key_mask[static_cast<std::ptrdiff_t>(j0 + j) * ms]) row[j] = neg_inf;
+        }
+        if (diagonal) {
+          const std::size_t lim = causal_limit(i0 + r, *causal, Lk);
+          for (std::size_t j = lim > j0 ? lim - j0 : 0; j < cols; ++j) row[j] = neg_inf;
+        }
+        const T mb = kernels::max(row, cols);
+        if (!(mb > neg_inf)) {  // nothing visible in this tile for this row
+          std::fill(row, row + cols, T(0));
+          continue;
+        }
+        const T m_new = std::max(m[r], mb);
+        const T alpha = m[r] > neg_inf ? std::exp(m[r] - m_new) : T(0);
+        l[r] = l[r] * alpha + kernels::exp_shift_sum(row, cols, m_new);
+        if (alpha != T(1)) kernels::scale(alpha, o_buf + r * dv, dv);
+        m[r] = m_new;
+      }
+      o_acc.noalias() += s * vb;
+    }
+
+    for (std::size_t r = 0; r < rows; ++r) {
+      T* dst = out.row(b, h, i0 + r);
+      const T inv = l[r] > T(0) ? T(1) / l[r] : T(0);
+      const T* src = o_buf + r * dv;
+      for (std::size_t c = 0; c < dv; ++c) dst[c] = src[c] * inv;
+      if (check_finite && !kernels::all_finite(dst, dv)) throw_non_finite_scores(q, k, v);
+      if (!lse_out.absent()) lse_out(b, h, i0 + r) = l[r] > T(0) ? m[r] + std::log(l[r]) : neg_inf;
+    }
+  });
+}
+
+/// A 2-D row-major matrix as a `[1, 1, rows, cols]` tensor view.
+template <class T>
+tensor_view<const T, 4> as_tensor4(const matrix_cref<T>& m) {
+  const auto rows = static_cast<std::size_t>(m.rows()), cols = static_cast<std::size_t>(m.cols());
+  const auto ld = static_cast<std::ptrdiff_t>(m.outerStride());
+  return tensor_view<const T, 4>(m.data(), {1, 1, rows, cols},
+                                 {ld * static_cast<std::ptrdiff_t>(rows), 0, ld, 1});
+}
+
+}  // namespace detail
+
+/// \brief Batched flash attention (tensor API, the flash counterpart of `sdpa`): `q [B,H,Lq,d]`, `k
+/// [B,Hkv,Lk,d]`, `v [B,Hkv,Lk,dv]` → `out [B,H,Lq,dv]`, optionally the log-sum-exp `lse [B,H,Lq]`
+/// of each row. Same results as `sdpa` (to rounding) in O(B_q·B_k) extra memory per thread.
+template <class T>
+void flash_sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
+                std::type_identity_t<tensor_view<const T, 4>> k,
+                std::type_identity_t<tensor_view<const T, 4>> v, tensor_view<T, 4> out,
+                const std::type_identity_t<flash_options<T>>& options = {},
+                std::type_identity_t<tensor_view<T, 3>> lse = {}) {
+  const detail::attention_shape shape =
+      detail::validate_attention_args<T>(q, k, v, out, options.mask, options.check_finite, {}, lse);
+  const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(shape.d));
+  const detail::causal_offset causal =
+      options.mask.causal ? detail::causal_offset(static_cast<std::ptrdiff_t>(shape.Lk) -
+                                                  static_cast<std::ptrdiff_t>(shape.Lq))
+                          : std::nullopt;
+  detail::flash_forward<T>(q, k, v, out, lse, shape, scale, options.mask, causal,
+                           options.check_finite, options.blocks);
+}
+
+/// \brief Flash attention over single sequences (`q [Lq,d]`, `k [Lk,d]`, `v [Lk,dv]` →
+/// `[Lq,dv]`) plus the seeds' single-query vector API with flash-decoding. Immutable and
+/// thread-safe.
+template <class T = float>
+class flash_attention {
+ public:
+  using value_type = T;
+
+  /// \param dim query/key dimension; \param block_size keys per block of the decode path (and
+  /// B_k of the sequence path; 0 = default); \param causal bottom-right causal masking in
+  /// `forward`.
+  explicit flash_attention(std::size_t dim, std::size_t block_size = 0, bool causal = false,
+                           std::optional<T> scale = std::nullopt)
+      : dim_(dim), block_(block_size), causal_(causal), scale_(scale) {
+    require_config(dim > 0, "flash_attention: dim must be > 0");
+  }
+
+  [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
+  [[nodiscard]] T scale() const noexcept {
+    return scale_ ? *scale_ : T(1) / std::sqrt(static_cast<T>(dim_));
+  }
+  /// Keys per block of the decode path.
+  [[nodiscard]] std::size_t decode_block() const noexcept { return block_ ? block_ : 1024; }
+
+  /// \brief Sequence forward: softmax(scale·QKᵀ)V, tiled; `lse` (size Lq) is optional.
+  [[nodiscard]] row_matrix<T> forward(const matrix_cref<T>& queries, const matrix_cref<T>& keys,
+                                      const matrix_cref<T>& values, std::span<T> lse = {}) const {
+    require_dimension("queries.cols()", static_cast<std::size_t>(queries.cols()), dim_);
+    row_matrix<T> out(queries.rows(), values.cols());
+    flash_options<T> opt;
+    opt.scale = scale();
+    opt.mask.causal = causal_;
+    opt.blocks.key = block_;
+    const tensor_view<T, 3> lv =
+        lse.empty()
+            ? tensor_view<T, 3>{}
+            : tensor_view<T, 3>(lse.data(), {1, 1, static_cast<std::size_t>(queries.rows())});
+    flash_sdpa<T>(detail::as_tensor4(queries), detail::as_tensor4(keys), detail::as_tensor4(values),
+                  tensor_view<T, 4>(out.data(), {1, 1, static_cast<std::size_t>(out.rows()),
+                                                 static_cast<std::size_t>(out.cols())}),
+                  opt, lv);
+    return out;
+  }
+
+  /// \brief One query over all keys (flash-decoding); returns the log-sum-exp.
+  T compute_into(std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                 std::span<T> out, std::span<const bool> key_mask = {}) const {
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    require_dimension("query.size()", query.size(), dim_);
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim_);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    require_dimension("out.size() (must equal values.cols())", out.size(), dv);
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), n);
+
+    const std::size_t block = decode_block();
+    const std::size_t blocks = (n + block - 1) / block;
+    std::vector<kernels::online_softmax_state<T>> parts(blocks,
+                                                        kernels::online_softmax_state<T>(dv));
+    const T sc = scale();
+    parallel_for(0, blocks, [&](std::size_t p) {
+      const std::size_t j0 = p * block, cnt = std::min(block, n - j0);
+      T* s = detail::thread_scratch<T>(cnt);
+      kernels::row_dots(keys.data() + j0 * static_cast<std::size_t>(keys.outerStride()), cnt, dim_,
+                        static_cast<std::size_t>(keys.outerStride()), query.data(), sc, s);
+      if (!kernels::all_finite(s, cnt)) detail::diagnose_vector_inputs<T>(query, keys, values);
+      if (!key_mask.empty()) {
+        for (std::size_t j = 0; j < cnt; ++j)
+          if (!key_mask[j0 + j]) s[j] = -std::numeric_limits<T>::infinity();
+      }
+      parts[p].add_block(s, cnt,
+                         values.data() + j0 * static_cast<std::size_t>(values.outerStride()),
+                         static_cast<std::size_t>(values.outerStride()));
+    });
+    // Merge in block order, so the result does not depend on the thread count.
+    for (std::size_t p = 1; p < blocks; ++p) parts[0].merge(parts[p]);
+    parts[0].finalize(out.data());
+    if (!kernels::all_finite(out.data(), dv))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
+    return parts[0].log_sum_exp();
+  }
+
+  /// \brief Attention output for one query (the seeds' `compute`).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, keys, values, out);
+    return out;
+  }
+
+  /// \brief Attention output with a key mask (`true` = visible).
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask) const {
+    require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, keys, values, out, key_mask);
+    return out;
+  }
+
+ private:
+  std::size_t dim_;
+  std::size_t block_;
+  bool causal_;
+  std::optional<T> scale_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/sparse/flash.hpp ----
+// ---- begin ruvector/attention/sparse/partial.hpp ----
+/// \file sparse/partial.hpp
+/// \brief Exact merging of partial attention results, and ring attention built on it.
+///
+/// A partial result over a key subset K_p is (o_p, lse_p) with o_p the normalised attention output
+/// over K_p and lse_p = log Σ_{j∈K_p} exp(s_j). The result over the disjoint union ∪K_p is
+///
+///     lse = log Σ_p exp(lse_p),        o = Σ_p exp(lse_p − lse) · o_p
+///
+/// (Milakov & Gimelshein 2018; flash-decoding; Liu et al. 2023 "Ring Attention"). The merge is
+/// exact, associative and commutative up to rounding; an empty partial (lse = −inf, every key
+/// hidden) is its identity. The Rust original merges with the partial LSE as the running max and
+/// exp(LSE) as the sum, which double-counts (error up to 0.47; see the source study).
+///
+/// Ring attention (Liu et al. 2023): D devices each hold one query shard and one key/value shard;
+/// in D steps every device attends its queries to the shard currently passing through (flash
+/// attention, returning its log-sum-exp) and merges. Here the devices are simulated in one process
+/// (each step runs the devices with `parallel_for`); the result equals attention over the whole
+/// sequence. Causal masking uses global positions (bottom-right aligned over the full lengths).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Attention of one query over a subset of the keys: the normalised output and the
+/// log-sum-exp of the subset's scores (−inf when every key of the subset is hidden).
+template <class T>
+struct attention_partial {
+  std::vector<T> output;
+  T lse = -std::numeric_limits<T>::infinity();
+};
+
+/// \brief Attention of `query` over `keys`/`values` (one subset of a larger key set), returned
+/// as a partial ready to merge. `key_mask` (`true` = visible) may be empty.
+template <class T>
+[[nodiscard]] attention_partial<T> partial_attention(std::span<const T> query,
+                                                     const matrix_cref<T>& keys,
+                                                     const matrix_cref<T>& values,
+                                                     std::span<const bool> key_mask = {},
+                                                     std::optional<T> scale = std::nullopt) {
+  const flash_attention<T> att(query.size(), 0, false, scale);
+  attention_partial<T> p;
+  p.output.resize(static_cast<std::size_t>(values.cols()));
+  p.lse = att.compute_into(query, keys, values, p.output, key_mask);
+  return p;
+}
+
+/// \brief Merges `part` into `acc` (both over disjoint key subsets). Exact; see the file comment.
+template <class T>
+void merge_into(attention_partial<T>& acc, const attention_partial<T>& part) {
+  require_dimension("part.output.size()", part.output.size(), acc.output.size());
+  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+  if (!(part.lse > neg_inf)) return;  // empty partial: identity
+  if (!(acc.lse > neg_inf)) {
+    acc = part;
+    return;
+  }
+  const T m = std::max(acc.lse, part.lse);
+  const T wa = std::exp(acc.lse - m), wb = std::exp(part.lse - m);
+  const T total = wa + wb;  // in [1, 2]: no overflow, no cancellation
+  for (std::size_t c = 0; c < acc.output.size(); ++c) {
+    acc.output[c] = (wa * acc.output[c] + wb * part.output[c]) / total;
+  }
+  acc.lse = m + std::log(total);
+}
+
+/// \brief Merges any number of partials over disjoint key subsets into the result over their
+/// union. All outputs must have the same size; an empty span gives an empty partial.
+template <class T>
+[[nodiscard]] attention_partial<T> merge_partials(std::span<const attention_partial<T>> parts) {
+  if (parts.empty()) return {};
+  attention_partial<T> acc;
+  acc.output.assign(parts.front().output.size(), T(0));
+  for (std::size_t p = 0; p < parts.size(); ++p) {
+    require_dimension("parts[" + std::to_string(p) + "].output.size()", parts[p].output.size(),
+                      acc.output.size());
+    merge_into(acc, parts[p]);
+  }
+  return acc;
+}
+
+/// \brief Tensor form of the merge: rows of `out_a [.., dv]` with `lse_a` become the merge with
+/// `out_b`/`lse_b` (same shapes). Used by ring attention; exposed for distributed callers.
+template <class T>
+void merge_attention_rows(T* out_a, T* lse_a, const T* out_b, const T* lse_b, std::size_t rows,
+                          std::size_t dv) noexcept {
+  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+  for (std::size_t r = 0; r < rows; ++r) {
+    const T la = lse_a[r], lb = lse_b[r];
+    T* oa = out_a + r * dv;
+    const T* ob = out_b + r * dv;
+    if (!(lb > neg_inf)) continue;
+    if (!(la > neg_inf)) {
+      std::copy(ob, ob + dv, oa);
+      lse_a[r] = lb;
+      continue;
+    }
+    const T m = std::max(la, lb);
+    const T wa = std::exp(la - m), wb = std::exp(lb - m), total = wa + wb;
+    for (std::size_t c = 0; c < dv; ++c) oa[c] = (wa * oa[c] + wb * ob[c]) / total;
+    lse_a[r] = m + std::log(total);
+  }
+}
+
+/// \brief Result of `ring_attention`: one output block and one log-sum-exp vector per shard.
+template <class T>
+struct ring_attention_result {
+  std::vector<row_matrix<T>> outputs;  ///< outputs[p] has the rows of query shard p
+  std::vector<std::vector<T>> lse;     ///< lse[p][i] for row i of query shard p
+};
+
+/// \brief Ring attention over D simulated devices. Shard p holds `queries[p] [Lq_p, d]`,
+/// `keys[p] [Lk_p, d]` and `values[p] [Lk_p, dv]`; the result equals attention of the
+/// concatenated queries over the concatenated keys (causal: bottom-right aligned over the full
+/// lengths, using global positions).
+template <class T>
+[[nodiscard]] ring_attention_result<T> ring_attention(const std::vector<row_matrix<T>>& queries,
+                                                      const std::vector<row_matrix<T>>& keys,
+                                                      const std::vector<row_matrix<T>>& values,
+                                                      bool causal = false,
+                                                      std::optional<T> scale = std::nullopt) {
+  const std::size_t D = queries.size();
+  require_non_empty("queries (shards)", D);
+  require_dimension("keys.size() (shards)", keys.size(), D);
+  require_dimension("values.size() (shards)", values.size(), D);
+  const std::size_t d = static_cast<std::size_t>(queries[0].cols());
+  const std::size_t dv = static_cast<std::size_t>(values[0].cols());
+  std::vector<std::size_t> q_off(D + 1, 0), k_off(D + 1, 0);
+  for (std::size_t p = 0; p < D; ++p) {
+    const std::string sp = "[" + std::to_string(p) + "]";
+    require_dimension("queries" + sp + ".cols()", static_cast<std::size_t>(queries[p].cols()), d);
+    require_dimension("keys" + sp + ".cols()", static_cast<std::size_t>(keys[p].cols()), d);
+    require_dimension("values" + sp + ".cols()", static_cast<std::size_t>(values[p].cols()), dv);
+    require_dimension("values" + sp + ".rows() (must equal keys" + sp + ".rows())",
+                      static_cast<std::size_t>(values[p].rows()),
+                      static_cast<std::size_t>(keys[p].rows()));
+    q_off[p + 1] = q_off[p] + static_cast<std::size_t>(queries[p].rows());
+    k_off[p + 1] = k_off[p] + static_cast<std::size_t>(keys[p].rows());
+  }
+  const auto sd = [](std::size_t x) { return static_cast<std::ptrdiff_t>(x); };
+  const T sc = scale ? *scale : T(1) / std::sqrt(static_cast<T>(d));
+  constexpr T neg_inf = -std::numeric_limits<T>::infinity();
+
+  ring_attention_result<T> r;
+  r.outputs.resize(D);
+  r.lse.resize(D);
+  for (std::size_t p = 0; p < D; ++p) {
+    r.outputs[p] = row_matrix<T>::Zero(queries[p].rows(), static_cast<Eigen::Index>(dv));
+    r.lse[p].assign(static_cast<std::size_t>(queries[p].rows()), neg_inf);
+  }
+  // Step s: device p holds the key/value shard (p − s) mod D, as if passed around the ring.
+  for (std::size_t step = 0; step < D; ++step) {
+    parallel_for(0, D, [&](std::size_t p) {
+      const std::size_t src = (p + D - step) % D;
+      const std::size_t lq = static_cast<std::size_t>(queries[p].rows());
+      const std::size_t lk = static_cast<std::size_t>(keys[src].rows());
+      if (lq == 0 || lk == 0) return;
+      row_matrix<T> part(static_cast<Eigen::Index>(lq), static_cast<Eigen::Index>(dv));
+      std::vector<T> part_lse(lq);
+      const auto qv = detail::as_tensor4<T>(queries[p]);
+      const auto kv = detail::as_tensor4<T>(keys[src]);
+      const auto vv = detail::as_tensor4<T>(values[src]);
+      const tensor_view<T, 4> ov(part.data(), {1, 1, lq, dv});
+      const tensor_view<T, 3> lv(part_lse.data(), {1, 1, lq});
+      const detail::attention_shape shape{1, 1, 1, lq, lk, d, dv};
+      // Global causal diagonal: key J visible to query I iff J <= I + (Lk_total − Lq_total).
+      const detail::causal_offset diag =
+          causal
+              ? detail::causal_offset(sd(q_off[p]) - sd(k_off[src]) + sd(k_off[D]) - sd(q_off[D]))
+              : std::nullopt;
+      detail::flash_forward<T>(qv, kv, vv, ov, lv, shape, sc, mask_spec<T>{}, diag, true, {});
+      merge_attention_rows(r.outputs[p].data(), r.lse[p].data(), part.data(), part_lse.data(), lq,
+                           dv);
+    });
+  }
+  return r;
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/sparse/partial.hpp ----
+// ---- end ruvector/attention/sparse.hpp ----
+// ---- begin ruvector/attention/standard.hpp ----
+/// \file standard.hpp
+/// \brief Entry header of the standard family: scaled dot-product and multi-head attention.
+
+// ---- begin ruvector/attention/standard/multi_head.hpp ----
+/// \file standard/multi_head.hpp
+/// \brief Multi-head attention (Vaswani et al. 2017, §3.2.2) with grouped-query / multi-query
+/// head sharing (Ainslie et al. 2023; Shazeer 2019) and cross-attention:
+///
+///     Q = X_q W_qᵀ + b_q,  K = X_k W_kᵀ + b_k,  V = X_v W_vᵀ + b_v          (PyTorch Linear
+///     layout) head_h = softmax(Q_h K_{g(h)}ᵀ / √d_h) V_{g(h)},   g(h) = h / (H / H_kv) out =
+///     concat_h(head_h) W_oᵀ + b_o
+///
+/// Weights have shape `[out_features, in_features]`: W_q `[E, E]`, W_k `[H_kv·d_h, kdim]`, W_v
+/// `[H_kv·d_h, vdim]`, W_o `[E, E]` with d_h = E / H. They are Xavier-uniform initialised from a
+/// seed (U(±√(6/(fan_in + fan_out))), Glorot & Bengio 2010) with zero biases, or set by the caller.
+///
+/// `projection_mode::split_only` is the seeds' `MultiHeadAttention`: no projections at all; head h
+/// is the contiguous slice [h·d_h, (h+1)·d_h) of each query/key/value vector and the heads'
+/// outputs are concatenated.
+///
+/// Heads are split by strides, never copied: the projected `[L, H·d_h]` matrices are viewed as
+/// `[B, H, L, d_h]` tensors and handed to `sdpa` (standard/scaled_dot_product.hpp), whose masking
+/// and numerics conventions apply unchanged.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+// ---- begin ruvector/attention/standard/scaled_dot_product.hpp ----
+/// \file standard/scaled_dot_product.hpp
+/// \brief Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"):
+///
+///     out_i = Σ_j softmax_j(s_ij) · v_j,   s_ij = scale · (q_i · k_j) + bias_ij,   scale = 1/√d
+///
+/// at both API levels:
+/// - Tensor API: `sdpa(q, k, v, out, options, extras)` over strided
+///   `[B, H, Lq, d] × [B, Hkv, Lk, d] × [B, Hkv, Lk, dv] → [B, H, Lq, dv]`. Query head h reads key
+///   head h / (H / Hkv), which is multi-query (Hkv = 1) and grouped-query attention (1 < Hkv < H).
+/// - Vector API: class `scaled_dot_product_attention<T>` — one query over a key matrix (rows =
+/// keys).
+///
+/// Conventions (DESIGN.md §4): softmax is max-subtracted and the log-sum-exp of each row can be
+/// returned; causal masking is bottom-right aligned (query i sees keys j <= i + Lk − Lq); a row
+/// that sees no key outputs zeros with all-zero weights and log-sum-exp −inf; a key mask holds
+/// `true` for visible keys. With `check_finite` (the default) NaN/±Inf in q, k or v throws
+/// `non_finite_input` naming the first bad element. The check costs nothing on the happy path:
+/// every score and output is finite iff the inputs are (0·Inf = NaN propagates through the
+/// products), so inputs are scanned only after a non-finite score or output is seen.
+///
+/// Dense products use Eigen's GEMM on blocks of 64 queries (the score block is materialised per
+/// block, never the whole [Lq, Lk] matrix for all heads); the single-query path uses the xsimd
+/// `row_dots` / `weighted_row_sum` kernels. Work is spread over batch × heads × query blocks with
+/// `parallel_for`.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Options of one tensor-API attention call.
+template <class T>
+struct sdpa_options {
+  /// Logit scale; defaults to 1/√d.
+  std::optional<T> scale{};
+  /// Key mask, causal flag and additive bias (see core/mask.hpp).
+  mask_spec<T> mask{};
+  /// Throw `non_finite_input` on NaN/Inf in q, k, v (and NaN/+Inf in the bias).
+  bool check_finite = true;
+  /// Queries per block (rows of the materialised score block); 0 = automatic.
+  std::size_t query_block = 0;
+};
+
+/// \brief Optional extra outputs of a tensor-API attention call (absent views are skipped).
+template <class T>
+struct sdpa_extras {
+  /// `[B, H, Lq, Lk]` attention weights (zeros for hidden keys).
+  tensor_view<T, 4> weights{};
+  /// `[B, H, Lq]` log Σ_j exp(s_ij) per query row (−inf for a row that sees no key).
+  tensor_view<T, 3> lse{};
+};
+
+/// \brief Batched scaled dot-product attention (tensor API); see the file comment.
+/// \tparam T float or double.
+/// \param q `[B, H, Lq, d]`, \param k `[B, Hkv, Lk, d]`, \param v `[B, Hkv, Lk, dv]`,
+/// \param out `[B, H, Lq, dv]` (written; must not alias the inputs). `T` is deduced from `out`,
+/// so mutable input views convert implicitly.
+template <class T>
+void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
+          std::type_identity_t<tensor_view<const T, 4>> k,
+          std::type_identity_t<tensor_view<const T, 4>> v, tensor_view<T, 4> out,
+          const std::type_identity_t<sdpa_options<T>>& options = {},
+          const std::type_identity_t<sdpa_extras<T>>& extras = {}) {
+  const detail::attention_shape shape = detail::validate_attention_args<T>(
+      q, k, v, out, options.mask, options.check_finite, extras.weights, extras.lse);
+  const std::size_t B = shape.B, H = shape.H, Hkv = shape.Hkv, Lq = shape.Lq, Lk = shape.Lk;
+  const std::size_t d = shape.d, dv = shape.dv;
+  const auto& mask = options.mask;
 
   // ---- compute ------------------------------------------------------------------------------
   if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
@@ -1592,7 +2153,8 @@ class scaled_dot_product_attention {
     T* s = weights.empty() ? detail::thread_scratch<T>(n) : weights.data();
     kernels::row_dots(keys.data(), n, dim_, static_cast<std::size_t>(keys.outerStride()),
                       query.data(), scale_, s);
-    if (check_finite_ && !kernels::all_finite(s, n)) diagnose(query, keys, values);
+    if (check_finite_ && !kernels::all_finite(s, n))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
     if (!key_mask.empty()) {
       for (std::size_t j = 0; j < n; ++j)
         if (!key_mask[j]) s[j] = -std::numeric_limits<T>::infinity();
@@ -1601,7 +2163,8 @@ class scaled_dot_product_attention {
     // Fully masked rows still multiply every value by 0 so NaN/Inf in `values` is detected.
     kernels::weighted_row_sum(s, n, values.data(), dv,
                               static_cast<std::size_t>(values.outerStride()), T(0), out.data());
-    if (check_finite_ && !kernels::all_finite(out.data(), dv)) diagnose(query, keys, values);
+    if (check_finite_ && !kernels::all_finite(out.data(), dv))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
     return lse;
   }
 
@@ -1654,18 +2217,6 @@ class scaled_dot_product_attention {
   }
 
  private:
-  [[noreturn]] static void diagnose(std::span<const T> query, const matrix_cref<T>& keys,
-                                    const matrix_cref<T>& values) {
-    require_finite<T>("query", query);
-    require_finite("keys", keys.data(), static_cast<std::size_t>(keys.rows()),
-                   static_cast<std::size_t>(keys.cols()), keys.outerStride());
-    require_finite("values", values.data(), static_cast<std::size_t>(values.rows()),
-                   static_cast<std::size_t>(values.cols()), values.outerStride());
-    throw non_finite_input(
-        "non-finite input: an attention score or output overflowed although query, keys and "
-        "values are finite (reduce the input magnitude or the scale)");
-  }
-
   std::size_t dim_;
   T scale_;
   bool check_finite_;

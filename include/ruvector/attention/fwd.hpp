@@ -12,6 +12,8 @@ template <class T>
 class scaled_dot_product_attention;
 template <class T>
 class multi_head_attention;
+template <class T>
+class flash_attention;
 class rng;
 
 }  // namespace ruvector::attention

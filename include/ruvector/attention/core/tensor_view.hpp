@@ -7,7 +7,6 @@
 /// extent (used for additive biases shared across batch or heads). A default-constructed view is
 /// "absent" (`data() == nullptr`) and is how optional tensor arguments are omitted.
 
-#include <Eigen/Core>
 #include <array>
 #include <cstddef>
 #include <span>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "ruvector/attention/core/validate.hpp"
+#include "ruvector/attention/detail/eigen.hpp"
 
 namespace ruvector::attention {
 

@@ -3,9 +3,10 @@
 /// \brief Per-thread scratch buffers, so hot paths do not allocate on every call and mechanism
 /// objects stay immutable (and shareable across threads).
 
-#include <Eigen/Core>
 #include <cstddef>
 #include <vector>
+
+#include "ruvector/attention/detail/eigen.hpp"
 
 namespace ruvector::attention::detail {
 

@@ -19,7 +19,6 @@
 /// `[B, H, L, d_h]` tensors and handed to `sdpa` (standard/scaled_dot_product.hpp), whose masking
 /// and numerics conventions apply unchanged.
 
-#include <Eigen/Core>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +32,7 @@
 #include "ruvector/attention/core/rng.hpp"
 #include "ruvector/attention/core/tensor_view.hpp"
 #include "ruvector/attention/core/validate.hpp"
+#include "ruvector/attention/detail/eigen.hpp"
 #include "ruvector/attention/standard/scaled_dot_product.hpp"
 
 namespace ruvector::attention {

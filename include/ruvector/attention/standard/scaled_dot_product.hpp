@@ -24,7 +24,6 @@
 /// `row_dots` / `weighted_row_sum` kernels. Work is spread over batch × heads × query blocks with
 /// `parallel_for`.
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -42,6 +41,8 @@
 #include "ruvector/attention/core/parallel.hpp"
 #include "ruvector/attention/core/tensor_view.hpp"
 #include "ruvector/attention/core/validate.hpp"
+#include "ruvector/attention/detail/attention_args.hpp"
+#include "ruvector/attention/detail/eigen.hpp"
 #include "ruvector/attention/detail/scratch.hpp"
 #include "ruvector/attention/kernels/gemv.hpp"
 #include "ruvector/attention/kernels/softmax.hpp"
@@ -70,56 +71,6 @@ struct sdpa_extras {
   tensor_view<T, 3> lse{};
 };
 
-namespace detail {
-
-template <class T, std::size_t R>
-std::string shape_string(const tensor_view<T, R>& t) {
-  std::ostringstream os;
-  os << "[";
-  for (std::size_t i = 0; i < R; ++i) os << (i ? ", " : "") << t.extent(i);
-  os << "]";
-  return os.str();
-}
-
-// Names the first non-finite element of a rank-4 view and throws; returns if there is none.
-template <class T>
-void find_non_finite_4d(const char* what, const tensor_view<const T, 4>& t) {
-  for (std::size_t a = 0; a < t.extent(0); ++a)
-    for (std::size_t b = 0; b < t.extent(1); ++b)
-      for (std::size_t c = 0; c < t.extent(2); ++c) {
-        const T* row = t.row(a, b, c);
-        for (std::size_t e = 0; e < t.extent(3); ++e) {
-          if (!std::isfinite(row[e])) {
-            std::ostringstream os;
-            os << "non-finite input: " << what << "[" << a << "][" << b << "][" << c << "][" << e
-               << "] = " << row[e];
-            throw non_finite_input(os.str());
-          }
-        }
-      }
-}
-
-template <class T>
-[[noreturn]] void throw_non_finite_scores(const tensor_view<const T, 4>& q,
-                                          const tensor_view<const T, 4>& k,
-                                          const tensor_view<const T, 4>& v) {
-  find_non_finite_4d("q", q);
-  find_non_finite_4d("k", k);
-  find_non_finite_4d("v", v);
-  throw non_finite_input(
-      "non-finite input: an attention score or output overflowed although q, k and v are finite "
-      "(reduce the input magnitude or the scale)");
-}
-
-inline void require_unit_inner_stride(const char* what, std::ptrdiff_t stride) {
-  if (stride != 1) {
-    throw invalid_argument(std::string("invalid argument: ") + what +
-                           " must have unit stride in its last dimension");
-  }
-}
-
-}  // namespace detail
-
 /// \brief Batched scaled dot-product attention (tensor API); see the file comment.
 /// \tparam T float or double.
 /// \param q `[B, H, Lq, d]`, \param k `[B, Hkv, Lk, d]`, \param v `[B, Hkv, Lk, dv]`,
@@ -131,71 +82,11 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
           std::type_identity_t<tensor_view<const T, 4>> v, tensor_view<T, 4> out,
           const std::type_identity_t<sdpa_options<T>>& options = {},
           const std::type_identity_t<sdpa_extras<T>>& extras = {}) {
-  const std::size_t B = q.extent(0), H = q.extent(1), Lq = q.extent(2), d = q.extent(3);
-  const std::size_t Hkv = k.extent(1), Lk = k.extent(2), dv = v.extent(3);
-  // ---- validation ---------------------------------------------------------------------------
-  require_dimension("k.extent(0) (batch)", k.extent(0), B);
-  require_dimension("v.extent(0) (batch)", v.extent(0), B);
-  require_dimension("k.extent(3) (key dim)", k.extent(3), d);
-  require_dimension("v.extent(1) (kv heads)", v.extent(1), Hkv);
-  require_dimension("v.extent(2) (values count, must equal keys count)", v.extent(2), Lk);
-  require_dimension("out.extent(0) (batch)", out.extent(0), B);
-  require_dimension("out.extent(1) (heads)", out.extent(1), H);
-  require_dimension("out.extent(2) (queries)", out.extent(2), Lq);
-  require_dimension("out.extent(3) (value dim)", out.extent(3), dv);
-  if (Hkv == 0 || H % Hkv != 0) {
-    std::ostringstream os;
-    os << "dimension mismatch: k.extent(1) (kv heads) is " << Hkv
-       << ", expected a divisor of the query heads " << H;
-    throw dimension_mismatch(os.str());
-  }
-  require_at_most("k.extent(2) (keys)", Lk, max_sequence_length);
-  require_at_most("q.extent(2) (queries)", Lq, max_sequence_length);
-  require_at_most("q.extent(3) (head dim)", d, max_dimension);
-  require_non_empty("q.extent(3) (head dim)", d);
-  detail::require_unit_inner_stride("q", q.stride(3));
-  detail::require_unit_inner_stride("k", k.stride(3));
-  detail::require_unit_inner_stride("v", v.stride(3));
-  detail::require_unit_inner_stride("out", out.stride(3));
+  const detail::attention_shape shape = detail::validate_attention_args<T>(
+      q, k, v, out, options.mask, options.check_finite, extras.weights, extras.lse);
+  const std::size_t B = shape.B, H = shape.H, Hkv = shape.Hkv, Lq = shape.Lq, Lk = shape.Lk;
+  const std::size_t d = shape.d, dv = shape.dv;
   const auto& mask = options.mask;
-  if (!mask.key_mask.absent()) {
-    require_dimension("mask.key_mask.extent(0) (batch)", mask.key_mask.extent(0), B);
-    require_dimension("mask.key_mask.extent(1) (keys)", mask.key_mask.extent(1), Lk);
-  }
-  if (!mask.bias.absent()) {
-    const auto& bias = mask.bias;
-    if (bias.extent(0) != B && bias.extent(0) != 1)
-      require_dimension("mask.bias.extent(0) (batch or 1)", bias.extent(0), B);
-    if (bias.extent(1) != H && bias.extent(1) != 1)
-      require_dimension("mask.bias.extent(1) (heads or 1)", bias.extent(1), H);
-    require_dimension("mask.bias.extent(2) (queries)", bias.extent(2), Lq);
-    require_dimension("mask.bias.extent(3) (keys)", bias.extent(3), Lk);
-    if (options.check_finite) {
-      for (std::size_t a = 0; a < bias.extent(0); ++a)
-        for (std::size_t h = 0; h < bias.extent(1); ++h)
-          for (std::size_t i = 0; i < Lq; ++i)
-            for (std::size_t j = 0; j < Lk; ++j) {
-              const T x = bias(a, h, i, j);
-              if (std::isnan(x) || x == std::numeric_limits<T>::infinity()) {
-                std::ostringstream os;
-                os << "non-finite input: mask.bias[" << a << "][" << h << "][" << i << "][" << j
-                   << "] = " << x << " (only -inf is allowed, as a mask)";
-                throw non_finite_input(os.str());
-              }
-            }
-    }
-  }
-  if (!extras.weights.absent()) {
-    require_dimension("extras.weights.extent(0)", extras.weights.extent(0), B);
-    require_dimension("extras.weights.extent(1)", extras.weights.extent(1), H);
-    require_dimension("extras.weights.extent(2)", extras.weights.extent(2), Lq);
-    require_dimension("extras.weights.extent(3)", extras.weights.extent(3), Lk);
-  }
-  if (!extras.lse.absent()) {
-    require_dimension("extras.lse.extent(0)", extras.lse.extent(0), B);
-    require_dimension("extras.lse.extent(1)", extras.lse.extent(1), H);
-    require_dimension("extras.lse.extent(2)", extras.lse.extent(2), Lq);
-  }
 
   // ---- compute ------------------------------------------------------------------------------
   if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
@@ -320,7 +211,8 @@ class scaled_dot_product_attention {
     T* s = weights.empty() ? detail::thread_scratch<T>(n) : weights.data();
     kernels::row_dots(keys.data(), n, dim_, static_cast<std::size_t>(keys.outerStride()),
                       query.data(), scale_, s);
-    if (check_finite_ && !kernels::all_finite(s, n)) diagnose(query, keys, values);
+    if (check_finite_ && !kernels::all_finite(s, n))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
     if (!key_mask.empty()) {
       for (std::size_t j = 0; j < n; ++j)
         if (!key_mask[j]) s[j] = -std::numeric_limits<T>::infinity();
@@ -329,7 +221,8 @@ class scaled_dot_product_attention {
     // Fully masked rows still multiply every value by 0 so NaN/Inf in `values` is detected.
     kernels::weighted_row_sum(s, n, values.data(), dv,
                               static_cast<std::size_t>(values.outerStride()), T(0), out.data());
-    if (check_finite_ && !kernels::all_finite(out.data(), dv)) diagnose(query, keys, values);
+    if (check_finite_ && !kernels::all_finite(out.data(), dv))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
     return lse;
   }
 
@@ -382,18 +275,6 @@ class scaled_dot_product_attention {
   }
 
  private:
-  [[noreturn]] static void diagnose(std::span<const T> query, const matrix_cref<T>& keys,
-                                    const matrix_cref<T>& values) {
-    require_finite<T>("query", query);
-    require_finite("keys", keys.data(), static_cast<std::size_t>(keys.rows()),
-                   static_cast<std::size_t>(keys.cols()), keys.outerStride());
-    require_finite("values", values.data(), static_cast<std::size_t>(values.rows()),
-                   static_cast<std::size_t>(values.cols()), values.outerStride());
-    throw non_finite_input(
-        "non-finite input: an attention score or output overflowed although query, keys and "
-        "values are finite (reduce the input magnitude or the scale)");
-  }
-
   std::size_t dim_;
   T scale_;
   bool check_finite_;

@@ -1,0 +1,7 @@
+#pragma once
+/// \file sparse.hpp
+/// \brief Entry header of the sparse family: flash attention, exact partial merges and ring
+/// attention.
+
+#include "ruvector/attention/sparse/flash.hpp"
+#include "ruvector/attention/sparse/partial.hpp"
