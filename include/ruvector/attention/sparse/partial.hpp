@@ -84,8 +84,8 @@ template <class T>
   attention_partial<T> acc;
   acc.output.assign(parts.front().output.size(), T(0));
   for (std::size_t p = 0; p < parts.size(); ++p) {
-    require_dimension("parts[" + std::to_string(p) + "].output.size()", parts[p].output.size(),
-                      acc.output.size());
+    require_dimension(std::string("parts[").append(std::to_string(p)).append("].output.size()"),
+                      parts[p].output.size(), acc.output.size());
     merge_into(acc, parts[p]);
   }
   return acc;
@@ -139,11 +139,16 @@ template <class T>
   const std::size_t dv = static_cast<std::size_t>(values[0].cols());
   std::vector<std::size_t> q_off(D + 1, 0), k_off(D + 1, 0);
   for (std::size_t p = 0; p < D; ++p) {
-    const std::string sp = "[" + std::to_string(p) + "]";
-    require_dimension("queries" + sp + ".cols()", static_cast<std::size_t>(queries[p].cols()), d);
-    require_dimension("keys" + sp + ".cols()", static_cast<std::size_t>(keys[p].cols()), d);
-    require_dimension("values" + sp + ".cols()", static_cast<std::size_t>(values[p].cols()), dv);
-    require_dimension("values" + sp + ".rows() (must equal keys" + sp + ".rows())",
+    // Names are appended piecewise: `"literal" + std::string` trips GCC 12's -Wrestrict at -O3.
+    const auto name = [p](const char* arg, const char* member) {
+      std::string s(arg);
+      s.append("[").append(std::to_string(p)).append("]").append(member);
+      return s;
+    };
+    require_dimension(name("queries", ".cols()"), static_cast<std::size_t>(queries[p].cols()), d);
+    require_dimension(name("keys", ".cols()"), static_cast<std::size_t>(keys[p].cols()), d);
+    require_dimension(name("values", ".cols()"), static_cast<std::size_t>(values[p].cols()), dv);
+    require_dimension(name("values", ".rows() (must equal the keys shard's rows)"),
                       static_cast<std::size_t>(values[p].rows()),
                       static_cast<std::size_t>(keys[p].rows()));
     q_off[p + 1] = q_off[p] + static_cast<std::size_t>(queries[p].rows());
