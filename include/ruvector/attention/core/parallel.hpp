@@ -65,6 +65,24 @@ void parallel_for(std::size_t begin, std::size_t end, F&& f) {
     if (failure) std::rethrow_exception(failure);
     return;
   }
+  if (!omp_in_parallel()) {
+    // Serial, but inside a one-thread parallel region whose nthreads ICV is 1: Eigen parallelises
+    // its own GEMMs whenever omp_get_max_threads() > 1 outside a team, which would turn a "one
+    // thread" request into many small synchronised GEMMs on every core. omp_set_num_threads here
+    // only changes the ICV of this region's implicit task, not the caller's setting.
+    std::exception_ptr failure;
+#pragma omp parallel num_threads(1)
+    {
+      omp_set_num_threads(1);
+      try {
+        for (std::size_t i = begin; i < end; ++i) f(i);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+    return;
+  }
 #endif
   for (std::size_t i = begin; i < end; ++i) f(i);
 }
