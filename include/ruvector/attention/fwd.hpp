@@ -14,6 +14,10 @@ template <class T>
 class multi_head_attention;
 template <class T>
 class flash_attention;
+template <class T>
+class linear_attention;
+template <class T>
+class linear_key_state;
 class rng;
 
 }  // namespace ruvector::attention
