@@ -11,6 +11,7 @@
 #include <functional>
 #include <ruvector/attention/core.hpp>
 #include <ruvector/attention/kernels.hpp>
+#include <ruvector/attention/sparse.hpp>
 #include <ruvector/attention/standard.hpp>
 #include <string>
 #include <vector>
@@ -157,6 +158,62 @@ void run_multi_head(const matrix& doc) {
   print_vector("output", o.data(), kWidth);
 }
 
+void run_flash(const matrix& doc) {
+  header("flash_attention (tiled, O(n) memory) and exact partial merges",
+         "causal self-attention over the document with 16-key tiles; then token 3's output "
+         "rebuilt from three key shards");
+  const ra::flash_attention<float> flash(kWidth, /*block_size=*/16, /*causal=*/true);
+  std::vector<float> lse(kTokens);
+  const matrix y = flash.forward(doc, doc, doc, lse);
+  print_vector("y[47]", y.row(47).data(), kWidth);
+  std::printf("    lse        row 0 %.4f (one visible key), row 47 %.4f\n", lse[0], lse[47]);
+  // The same last row from the dense reference, for comparison.
+  const ra::scaled_dot_product_attention<float> dense(kWidth);
+  const std::span<const float> q47(doc.row(47).data(), kWidth);
+  const auto ref = dense.compute(q47, doc, doc);
+  double diff = 0;
+  for (int c = 0; c < kWidth; ++c)
+    diff = std::max(diff, double(std::abs(ref[std::size_t(c)] - y(47, c))));
+  std::printf("    vs dense   max |flash - sdpa| on row 47 = %.2e\n", diff);
+  std::vector<ra::attention_partial<float>> parts;
+  for (int s = 0; s < 3; ++s)
+    parts.push_back(ra::partial_attention<float>(std::span<const float>(doc.row(3).data(), kWidth),
+                                                 doc.middleRows(16 * s, 16),
+                                                 doc.middleRows(16 * s, 16)));
+  const auto merged = ra::merge_partials<float>(parts);
+  std::printf("    partials   lse per shard %.3f %.3f %.3f -> merged %.3f\n", parts[0].lse,
+              parts[1].lse, parts[2].lse, merged.lse);
+  print_vector("merged", merged.output.data(), kWidth);
+  const double us = time_us(50, [&] { (void)flash.forward(doc, doc, doc); });
+  std::printf("    time       %.1f us per causal forward (L=%d)\n", us, kTokens);
+}
+
+void run_linear(const matrix& doc) {
+  header("linear_attention (elu+1 and FAVOR+ with a reusable key state)",
+         "the 48 tokens as keys/values summarised once; each query then costs O(m*dv)");
+  const ra::linear_attention<float> elu({.dim = kWidth});
+  const ra::linear_attention<float> favor(
+      {.dim = kWidth, .num_features = 256, .kernel = ra::feature_map::favor_plus, .seed = 11});
+  // FAVOR+ approximates softmax attention; scale the document down so the kernel's variance is
+  // moderate (see docs/sparse.md) and compare with exact attention on the same data.
+  const matrix small = doc * 0.25f;
+  const std::span<const float> q(small.row(3).data(), kWidth);
+  const auto exact = ra::scaled_dot_product_attention<float>(kWidth).compute(q, small, small);
+  const auto state = favor.build_state(small, small);
+  const auto approx = state.query(q);
+  const auto e1 = elu.compute(q, small, small);
+  double err = 0;
+  for (int c = 0; c < kWidth; ++c)
+    err = std::max(err, double(std::abs(approx[std::size_t(c)] - exact[std::size_t(c)])));
+  print_vector("favor+", approx.data(), kWidth);
+  print_vector("exact", exact.data(), kWidth);
+  print_vector("elu+1", e1.data(), kWidth);
+  std::printf("    favor+     max |favor+ - softmax| = %.4f with m = 256 random features\n", err);
+  std::vector<float> out(kWidth);
+  const double us = time_us(200, [&] { state.query(q, out); });
+  std::printf("    time       %.2f us per query from the key state\n", us);
+}
+
 }  // namespace
 
 int main() {
@@ -168,6 +225,8 @@ int main() {
   run_scaled_dot_product(doc);
   run_batched_sdpa(doc);
   run_multi_head(doc);
+  run_flash(doc);
+  run_linear(doc);
   std::printf("\ndone.\n");
   return 0;
 }
