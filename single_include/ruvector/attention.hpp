@@ -730,6 +730,9 @@ template <class T>
 class linear_attention;
 template <class T>
 class linear_key_state;
+template <class T>
+class local_global_attention;
+class sparse_pattern;
 class rng;
 
 }  // namespace ruvector::attention
@@ -1258,7 +1261,8 @@ RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
 // ---- begin ruvector/attention/sparse.hpp ----
 /// \file sparse.hpp
 /// \brief Entry header of the sparse family: flash attention, exact partial merges and ring
-/// attention, linear attention (elu+1 and FAVOR+).
+/// attention, linear attention (elu+1 and FAVOR+), sparse masks with a real sparse kernel, and
+/// local-global (Longformer) attention.
 
 // ---- begin ruvector/attention/sparse/flash.hpp ----
 /// \file sparse/flash.hpp
@@ -1557,7 +1561,7 @@ void flash_forward(const tensor_view<const T, 4>& q, const tensor_view<const T, 
       MMap s(s_buf, idx(rows), idx(cols), Stride(idx(cols), 1));
       const CMap kb(k.row(b, hk, j0), idx(cols), idx(d), Stride(k.stride(2), 1));
       const CMap vb(v.row(b, hk, j0), idx(cols), idx(dv), Stride(v.stride(2), 1));
-      s.noalias() = (qb * kb.transpose()) * scale;
+      s.noalias() = scale * (qb * kb.transpose());  // scalar on the left: folded into the GEMM
       // Tiles that straddle the causal diagonal need element masking.
       const bool diagonal = causal && causal_limit(i0, *causal, Lk) < j0 + cols;
 
@@ -1926,7 +1930,7 @@ struct linear_feature_params {
   // out[r, :] = ℓ(x_r) = log φ(x_r) (FAVOR+) or φ(x_r) = elu(x_r) + 1 (elu+1), for the rows of x.
   void rows(const matrix_cref<T>& x, matrix_ref<T> out) const {
     if (favor()) {
-      out.noalias() = (x * w.transpose()) * x_scale;
+      out.noalias() = x_scale * (x * w.transpose());  // scalar on the left: folded into the GEMM
       for (Eigen::Index r = 0; r < x.rows(); ++r)
         out.row(r).array() -= half_sq * x.row(r).squaredNorm() - log_norm;
     } else {
@@ -2581,6 +2585,1516 @@ class linear_attention {
 
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/sparse/linear.hpp ----
+// ---- begin ruvector/attention/sparse/local_global.hpp ----
+/// \file sparse/local_global.hpp
+/// \brief Local-global attention (Longformer: Beltagy, Peters & Cohan 2020, "Longformer: The
+/// Long-Document Transformer", §3.1 sliding window + global attention):
+///
+///     A(i) = { j : |i − j| ≤ w } ∪ G          for a query at a non-global position i,
+///     A(i) = { 0, …, n − 1 }                  for a query at a global position i ∈ G,
+///     (causal: additionally j ≤ i)
+///     out_i = Σ_{j∈A(i)} softmax_{A(i)}(s_i·)_j · v_j,   s_ij = scale · (q_i · k_j),  scale = 1/√d
+///
+/// Global attention is symmetric: every token attends the global tokens and the global tokens
+/// attend every token. `w` is the one-sided radius (`config.window`; the paper's window size is
+/// 2w, and the Rust original's `window` is the full width, i.e. ⌊window/2⌋ keys each side).
+/// G = the first `num_global` positions (clamped to n) ∪ `global_tokens` (each must be < n).
+///
+/// Whole sequence (`forward`): built on `sparse_pattern` (`make_local_global_pattern` in
+/// masks.hpp, = window ∪ global) and the `sparse_attention` kernel, so the cost is
+/// O(n·(2w + 1 + g)·d + g·n·d) = O(n·(w + g)·d) time and O(n·(w + g)) pattern memory — never O(n²)
+/// unless w or g is O(n). Queries may be the last Lq of Lk positions (query i sits at position
+/// i + Lk − Lq, as for causal masking, DESIGN.md §4).
+///
+/// Single query (`compute_at(position, query, keys, values)`): the query's POSITION among the
+/// n = keys.rows() tokens is an explicit argument; it costs O((w + g)·d) (O(n·d) for a global
+/// position). `compute(query, keys, values)` — the `attention_mechanism` entry point — uses
+/// `config.position` and throws `invalid_config` when it is unset: unlike the Rust original, which
+/// silently assumes position n/2, nothing is assumed. `local_global_config::last_position` means
+/// "the last token" (n − 1), the usual choice for causal decoding.
+///
+/// Conventions (DESIGN.md §4): max-subtracted softmax; a row with no visible key (only possible
+/// with a key mask) outputs zeros; NaN/Inf in anything read throws `non_finite_input` naming it
+/// (configurable via `config.check_finite`). Immutable after construction and thread-safe.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// ---- begin ruvector/attention/sparse/masks.hpp ----
+/// \file sparse/masks.hpp
+/// \brief Sparse attention patterns: which keys each query may attend, as per-query sorted key
+/// lists in CSR form, plus the generators of the sparse-attention literature.
+///
+/// Representation. A `sparse_pattern` of an `Lq × Lk` attention holds, for every query row `i`,
+/// the strictly increasing key indices `col_idx[row_ptr[i] .. row_ptr[i+1])`, all `< Lk`
+/// (compressed sparse row; no values; 32-bit key indices, `size_t` row offsets). `nnz()` counts
+/// the stored pairs and
+/// `density() = nnz / (Lq·Lk)`. The kernel `sparse_attention` (sparse/sparse_attention.hpp)
+/// computes, for each query, the softmax over exactly its listed keys, in O(nnz·(d + dv)).
+///
+/// Positions (DESIGN.md §4). Every generator places query `i` of `Lq` at sequence position
+/// `p_i = i + Lk − Lq` (bottom-right alignment, the same as causal masking), so for self-attention
+/// (`Lq == Lk`) `p_i = i`, and a single decoding query (`Lq = 1`) sits at the last position
+/// `Lk − 1` and gets exactly the last row of the full `Lk × Lk` pattern. "Causal" always means
+/// `j <= p_i`.
+///
+/// Generators (key `j` is listed for query `i` iff ...; δ = p_i − j):
+/// - `make_window_pattern` — sliding window / local attention: |δ| ≤ w (causal: 0 ≤ δ ≤ w).
+///   nnz ≈ Lq·(2w + 1).
+/// - `make_strided_pattern` — Child et al. 2019, "Generating Long Sequences with Sparse
+///   Transformers" (strided pattern), and Longformer's dilated window (Beltagy et al. 2020):
+///   |δ| ≤ local, or (δ ≡ 0 mod stride and |δ| ≤ window). Child et al.'s causal strided attention
+///   with stride l is `{stride = l, local = l − 1, causal = true}` (the union of their two heads);
+///   a dilated window of w taps with dilation r is `{stride = r, local = 0, window = w·r}`.
+/// - `make_block_sparse_pattern` — BigBird (Zaheer et al. 2020, "Big Bird: Transformers for
+///   Longer Sequences", ITC variant): keys and positions are cut into blocks of `b`; block row
+///   `I = ⌊p_i / b⌋` lists key block `J` iff |I − J| ≤ window_blocks, or J < global_blocks, or
+///   I < global_blocks (global blocks attend to and are attended by everything), or `J` is one of
+///   `random_blocks` blocks drawn without replacement (Floyd's algorithm) from the remaining
+///   blocks with `ra::rng(seed)`, block rows in increasing order — so the same seed gives the same
+///   pattern on every platform, whatever `Lq`. The last block may be partial (`Lk % b != 0`).
+/// - `make_global_pattern` — global tokens: every query lists the global keys, and a query at a
+///   global position lists every key.
+/// - `make_local_global_pattern` — Longformer (Beltagy et al. 2020): window ∪ global in one pass.
+/// - `sparse_pattern::from_coo` — arbitrary (row, col) pairs; sorted, deduplicated, validated.
+/// - `make_topk_pattern` — per query, the `k` keys with the largest scores s_ij = scale·q_i·k_j
+///   (ties broken by the lower key index); cost O(Lq·Lk·d) for the scores plus O(Lk) expected per
+///   query for `std::nth_element`, so it is a *data-dependent* pattern, not a way to avoid the
+///   dense score computation.
+/// - `make_causal_pattern`, `make_dense_pattern` — the dense references (O(Lq·Lk) entries).
+/// - `pattern_union` / `operator|` and `pattern_intersection` / `operator&` combine patterns of the
+///   same shape in O(nnz).
+///
+/// Errors: malformed input throws `invalid_argument` (or `dimension_mismatch` for size
+/// disagreements, `input_too_large` beyond `max_sequence_length`) naming the row, the entry and the
+/// expected value.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+class sparse_pattern;
+
+namespace detail {
+struct sparse_pattern_access;
+}  // namespace detail
+
+/// \brief Per-query sorted key lists of an `Lq × Lk` attention in CSR form (see the file comment).
+/// Immutable after construction; every constructed pattern satisfies `validate()`.
+class sparse_pattern {
+ public:
+  /// Key index type. 32 bits halve the pattern's memory traffic; `cols()` is limited to
+  /// `max_pattern_cols` (and to `max_sequence_length`, 2^26 by default).
+  using index_type = std::uint32_t;
+  /// Row offset type (nnz may exceed 2^32).
+  using offset_type = std::size_t;
+  /// The largest number of keys (columns) a pattern can index.
+  static constexpr std::size_t max_pattern_cols = std::numeric_limits<index_type>::max();
+
+  /// An empty 0 × 0 pattern.
+  sparse_pattern() : row_ptr_(1, 0) {}
+
+  /// \brief Adopts CSR arrays and validates them (see `validate`).
+  sparse_pattern(std::size_t rows, std::size_t cols, std::vector<offset_type> row_ptr,
+                 std::vector<index_type> col_idx)
+      : rows_(rows), cols_(cols), row_ptr_(std::move(row_ptr)), col_idx_(std::move(col_idx)) {
+    validate();
+    compute_max_row();
+  }
+
+  /// \brief From one strictly increasing key list per query (validated, not sorted for you; use
+  /// `from_coo` for unsorted or duplicated input).
+  [[nodiscard]] static sparse_pattern from_rows(std::size_t cols,
+                                                const std::vector<std::vector<index_type>>& rows) {
+    std::vector<offset_type> row_ptr(rows.size() + 1, 0);
+    for (std::size_t i = 0; i < rows.size(); ++i) row_ptr[i + 1] = row_ptr[i] + rows[i].size();
+    std::vector<index_type> col_idx;
+    col_idx.reserve(row_ptr.back());
+    for (const auto& r : rows) col_idx.insert(col_idx.end(), r.begin(), r.end());
+    return sparse_pattern(rows.size(), cols, std::move(row_ptr), std::move(col_idx));
+  }
+
+  /// \brief From (row, col) pairs in any order; duplicates are merged. Throws `invalid_argument`
+  /// naming the first pair outside `rows × cols`. O(nnz log nnz).
+  [[nodiscard]] static sparse_pattern from_coo(
+      std::size_t rows, std::size_t cols,
+      std::span<const std::pair<std::size_t, std::size_t>> entries) {
+    require_at_most("sparse_pattern::from_coo rows", rows, max_sequence_length);
+    require_at_most("sparse_pattern::from_coo cols", cols,
+                    std::min(max_sequence_length, max_pattern_cols));
+    std::vector<offset_type> count(rows + 1, 0);
+    for (std::size_t e = 0; e < entries.size(); ++e) {
+      const auto [r, c] = entries[e];
+      if (r >= rows || c >= cols) {
+        std::ostringstream os;
+        os << "invalid argument: sparse_pattern::from_coo entry " << e << " = (" << r << ", " << c
+           << ") is outside the " << rows << " x " << cols << " pattern ("
+           << (r >= rows ? "row" : "column") << " must be < " << (r >= rows ? rows : cols) << ")";
+        throw invalid_argument(os.str());
+      }
+      ++count[r + 1];
+    }
+    for (std::size_t r = 0; r < rows; ++r) count[r + 1] += count[r];
+    std::vector<index_type> cols_sorted(entries.size());
+    {
+      std::vector<offset_type> fill(count.begin(), count.end() - 1);
+      for (const auto& [r, c] : entries) cols_sorted[fill[r]++] = static_cast<index_type>(c);
+    }
+    std::vector<offset_type> row_ptr(rows + 1, 0);
+    std::vector<index_type> col_idx;
+    col_idx.reserve(entries.size());
+    for (std::size_t r = 0; r < rows; ++r) {
+      auto first = cols_sorted.begin() + static_cast<std::ptrdiff_t>(count[r]);
+      auto last = cols_sorted.begin() + static_cast<std::ptrdiff_t>(count[r + 1]);
+      std::sort(first, last);
+      last = std::unique(first, last);
+      col_idx.insert(col_idx.end(), first, last);
+      row_ptr[r + 1] = col_idx.size();
+    }
+    return make_unchecked(rows, cols, std::move(row_ptr), std::move(col_idx));
+  }
+
+  /// Number of query rows `Lq`.
+  [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
+  /// Number of key columns `Lk`.
+  [[nodiscard]] std::size_t cols() const noexcept { return cols_; }
+  /// Number of stored (query, key) pairs.
+  [[nodiscard]] std::size_t nnz() const noexcept { return col_idx_.size(); }
+  /// nnz / (Lq·Lk); 0 for an empty shape.
+  [[nodiscard]] double density() const noexcept {
+    return rows_ == 0 || cols_ == 0 ? 0.0
+                                    : static_cast<double>(nnz()) /
+                                          (static_cast<double>(rows_) * static_cast<double>(cols_));
+  }
+  /// The `Lq + 1` row offsets into `col_idx()`.
+  [[nodiscard]] std::span<const offset_type> row_ptr() const noexcept { return row_ptr_; }
+  /// The key indices of all rows, concatenated.
+  [[nodiscard]] std::span<const index_type> col_idx() const noexcept { return col_idx_; }
+  /// The sorted key indices listed for query `i` (`i < rows()`, unchecked).
+  [[nodiscard]] std::span<const index_type> row(std::size_t i) const noexcept {
+    return std::span<const index_type>(col_idx_).subspan(row_ptr_[i],
+                                                         row_ptr_[i + 1] - row_ptr_[i]);
+  }
+  /// Number of keys listed for query `i` (unchecked).
+  [[nodiscard]] std::size_t row_size(std::size_t i) const noexcept {
+    return row_ptr_[i + 1] - row_ptr_[i];
+  }
+  /// The largest `row_size` (0 for no rows).
+  [[nodiscard]] std::size_t max_row_size() const noexcept { return max_row_; }
+  /// True iff key `j` is listed for query `i` (binary search; false when out of range).
+  [[nodiscard]] bool contains(std::size_t i, std::size_t j) const noexcept {
+    if (i >= rows_ || j >= cols_) return false;
+    const auto r = row(i);
+    return std::binary_search(r.begin(), r.end(), static_cast<index_type>(j));
+  }
+
+  /// \brief Checks the CSR invariants — `row_ptr` has `rows + 1` non-decreasing entries from 0 to
+  /// `nnz`, every key index is `< cols`, each row is strictly increasing — and throws an `error`
+  /// subclass naming the first violation (row, entry and position in `col_idx`).
+  void validate() const {
+    require_at_most("sparse_pattern rows", rows_, max_sequence_length);
+    require_at_most("sparse_pattern cols", cols_, std::min(max_sequence_length, max_pattern_cols));
+    require_dimension("sparse_pattern row_ptr.size() (rows + 1)", row_ptr_.size(), rows_ + 1);
+    if (row_ptr_[0] != 0) {
+      throw invalid_argument("invalid argument: sparse_pattern row_ptr[0] is " +
+                             std::to_string(row_ptr_[0]) + ", expected 0");
+    }
+    for (std::size_t i = 0; i < rows_; ++i) {
+      if (row_ptr_[i + 1] < row_ptr_[i]) {
+        std::ostringstream os;
+        os << "invalid argument: sparse_pattern row " << i << ": row_ptr[" << i + 1
+           << "] = " << row_ptr_[i + 1] << " is less than row_ptr[" << i << "] = " << row_ptr_[i]
+           << " (row_ptr must be non-decreasing)";
+        throw invalid_argument(os.str());
+      }
+    }
+    require_dimension("sparse_pattern row_ptr[rows] (must equal col_idx.size())", row_ptr_[rows_],
+                      col_idx_.size());
+    for (std::size_t i = 0; i < rows_; ++i) {
+      for (std::size_t e = row_ptr_[i]; e < row_ptr_[i + 1]; ++e) {
+        const index_type j = col_idx_[e];
+        if (j >= cols_) {
+          std::ostringstream os;
+          os << "invalid argument: sparse_pattern row " << i << ", entry " << e - row_ptr_[i]
+             << " (col_idx[" << e << "]) = " << j
+             << " is out of range: expected < cols = " << cols_;
+          throw invalid_argument(os.str());
+        }
+        if (e > row_ptr_[i] && j <= col_idx_[e - 1]) {
+          std::ostringstream os;
+          os << "invalid argument: sparse_pattern row " << i << ", entry " << e - row_ptr_[i]
+             << " (col_idx[" << e << "]) = " << j << " is not greater than the previous entry "
+             << col_idx_[e - 1] << " (each row must be sorted and duplicate-free)";
+          throw invalid_argument(os.str());
+        }
+      }
+    }
+  }
+
+  /// \brief Dense `rows × cols` boolean mask (row-major, `true` = listed) — for tests and
+  /// debugging; O(Lq·Lk) memory.
+  [[nodiscard]] std::vector<bool> to_dense() const {
+    std::vector<bool> m(rows_ * cols_, false);
+    for (std::size_t i = 0; i < rows_; ++i)
+      for (const index_type j : row(i)) m[i * cols_ + j] = true;
+    return m;
+  }
+
+  friend bool operator==(const sparse_pattern& a, const sparse_pattern& b) noexcept {
+    return a.rows_ == b.rows_ && a.cols_ == b.cols_ && a.row_ptr_ == b.row_ptr_ &&
+           a.col_idx_ == b.col_idx_;
+  }
+
+ private:
+  friend struct detail::sparse_pattern_access;
+
+  // For generators whose output is valid by construction (checked by the tests).
+  static sparse_pattern make_unchecked(std::size_t rows, std::size_t cols,
+                                       std::vector<offset_type> row_ptr,
+                                       std::vector<index_type> col_idx) {
+    sparse_pattern p;
+    p.rows_ = rows;
+    p.cols_ = cols;
+    p.row_ptr_ = std::move(row_ptr);
+    p.col_idx_ = std::move(col_idx);
+    p.compute_max_row();
+    return p;
+  }
+
+  void compute_max_row() noexcept {
+    max_row_ = 0;
+    for (std::size_t i = 0; i < rows_; ++i) max_row_ = std::max(max_row_, row_size(i));
+  }
+
+  std::size_t rows_ = 0;
+  std::size_t cols_ = 0;
+  std::vector<offset_type> row_ptr_;
+  std::vector<index_type> col_idx_;
+  std::size_t max_row_ = 0;
+};
+
+namespace detail {
+
+struct sparse_pattern_access {
+  static sparse_pattern make(std::size_t rows, std::size_t cols, std::vector<std::size_t> row_ptr,
+                             std::vector<sparse_pattern::index_type> col_idx) {
+    return sparse_pattern::make_unchecked(rows, cols, std::move(row_ptr), std::move(col_idx));
+  }
+};
+
+// Row-by-row CSR construction for the generators.
+class csr_builder {
+ public:
+  csr_builder(std::size_t rows, std::size_t cols, std::size_t reserve = 0)
+      : rows_(rows), cols_(cols) {
+    require_at_most("pattern rows (Lq)", rows, max_sequence_length);
+    require_at_most("pattern cols (Lk)", cols,
+                    std::min(max_sequence_length, sparse_pattern::max_pattern_cols));
+    row_ptr_.reserve(rows + 1);
+    row_ptr_.push_back(0);
+    col_idx_.reserve(reserve);
+  }
+  void push(std::size_t j) { col_idx_.push_back(static_cast<index_type>(j)); }
+  void push_range(std::size_t lo, std::size_t hi_exclusive) {
+    if (hi_exclusive <= lo) return;
+    const std::size_t old = col_idx_.size();
+    col_idx_.resize(old + (hi_exclusive - lo));
+    index_type* out = col_idx_.data() + old;
+    const auto first = static_cast<index_type>(lo);
+    for (std::size_t t = 0; t < hi_exclusive - lo; ++t) out[t] = first + static_cast<index_type>(t);
+  }
+  void end_row() { row_ptr_.push_back(col_idx_.size()); }
+  sparse_pattern finish() {
+    return sparse_pattern_access::make(rows_, cols_, std::move(row_ptr_), std::move(col_idx_));
+  }
+
+ private:
+  using index_type = sparse_pattern::index_type;
+  std::size_t rows_, cols_;
+  std::vector<std::size_t> row_ptr_;
+  std::vector<index_type> col_idx_;
+};
+
+// Signed position p_i = i + Lk − Lq of query i (bottom-right alignment).
+[[nodiscard]] inline long long query_position(std::size_t i, std::size_t lq,
+                                              std::size_t lk) noexcept {
+  return static_cast<long long>(i) + static_cast<long long>(lk) - static_cast<long long>(lq);
+}
+
+// min(x, lq + lk): any distance beyond this is "unbounded" and keeps the arithmetic in range.
+[[nodiscard]] inline long long clamp_distance(std::size_t x, std::size_t lq,
+                                              std::size_t lk) noexcept {
+  return static_cast<long long>(std::min<std::size_t>(x, lq + lk + 1));
+}
+
+inline void require_same_shape(const char* what, const sparse_pattern& a, const sparse_pattern& b) {
+  if (a.rows() != b.rows() || a.cols() != b.cols()) {
+    std::ostringstream os;
+    os << "dimension mismatch: " << what << " of a " << a.rows() << " x " << a.cols() << " and a "
+       << b.rows() << " x " << b.cols() << " pattern (shapes must agree)";
+    throw dimension_mismatch(os.str());
+  }
+}
+
+// Sorted, deduplicated copy of `indices`, each checked to be < limit.
+inline std::vector<std::size_t> sorted_indices(const char* what, std::span<const std::size_t> idx,
+                                               std::size_t limit) {
+  for (std::size_t t = 0; t < idx.size(); ++t) {
+    if (idx[t] >= limit) {
+      std::ostringstream os;
+      os << "invalid argument: " << what << "[" << t << "] = " << idx[t]
+         << " is out of range: expected < " << limit;
+      throw invalid_argument(os.str());
+    }
+  }
+  std::vector<std::size_t> s(idx.begin(), idx.end());
+  std::sort(s.begin(), s.end());
+  s.erase(std::unique(s.begin(), s.end()), s.end());
+  return s;
+}
+
+}  // namespace detail
+
+/// \brief Sliding window (local attention): query `i` lists keys `j` with |p_i − j| ≤ `window`
+/// (and `j ≤ p_i` when `causal`), p_i = i + Lk − Lq. O(nnz).
+[[nodiscard]] inline sparse_pattern make_window_pattern(std::size_t lq, std::size_t lk,
+                                                        std::size_t window, bool causal = false) {
+  const long long w = detail::clamp_distance(window, lq, lk);
+  detail::csr_builder b(lq, lk,
+                        lq * std::min<std::size_t>(lk, 2 * static_cast<std::size_t>(w) + 1));
+  for (std::size_t i = 0; i < lq; ++i) {
+    const long long p = detail::query_position(i, lq, lk);
+    const long long lo = std::max(0LL, p - w);
+    const long long hi = std::min(static_cast<long long>(lk) - 1, causal ? p : p + w);
+    if (lo <= hi) b.push_range(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi) + 1);
+    b.end_row();
+  }
+  return b.finish();
+}
+
+/// \brief Bottom-right aligned causal pattern (`j ≤ i + Lk − Lq`); O(Lq·Lk) entries.
+[[nodiscard]] inline sparse_pattern make_causal_pattern(std::size_t lq, std::size_t lk) {
+  detail::csr_builder b(lq, lk);
+  for (std::size_t i = 0; i < lq; ++i) {
+    b.push_range(0, causal_visible_keys(i, lq, lk));
+    b.end_row();
+  }
+  return b.finish();
+}
+
+/// \brief Every query lists every key; O(Lq·Lk) entries (a reference, not a sparse pattern).
+[[nodiscard]] inline sparse_pattern make_dense_pattern(std::size_t lq, std::size_t lk) {
+  detail::csr_builder b(lq, lk, lq * lk);
+  for (std::size_t i = 0; i < lq; ++i) {
+    b.push_range(0, lk);
+    b.end_row();
+  }
+  return b.finish();
+}
+
+/// \brief Options of `make_strided_pattern` (Child et al. 2019; see the file comment).
+struct strided_pattern_options {
+  /// Key j is listed when (p_i − j) is a multiple of `stride` (≥ 1) ...
+  std::size_t stride = 1;
+  /// ... and |p_i − j| ≤ `window` (default: unbounded);
+  std::size_t window = std::numeric_limits<std::size_t>::max();
+  /// or when |p_i − j| ≤ `local` (the dense local band).
+  std::size_t local = 0;
+  /// Only keys j ≤ p_i.
+  bool causal = false;
+};
+
+/// \brief Strided / dilated pattern: |δ| ≤ local, or δ ≡ 0 (mod stride) with |δ| ≤ window,
+/// where δ = p_i − j (and δ ≥ 0 when causal). O(nnz).
+[[nodiscard]] inline sparse_pattern make_strided_pattern(std::size_t lq, std::size_t lk,
+                                                         const strided_pattern_options& options) {
+  require_argument(options.stride >= 1, "make_strided_pattern: stride must be >= 1");
+  const long long s = static_cast<long long>(std::min<std::size_t>(options.stride, lq + lk + 1));
+  const long long w = detail::clamp_distance(options.window, lq, lk);
+  const long long loc = detail::clamp_distance(options.local, lq, lk);
+  const long long last = static_cast<long long>(lk) - 1;
+  detail::csr_builder b(lq, lk);
+  for (std::size_t i = 0; i < lq; ++i) {
+    const long long p = detail::query_position(i, lq, lk);
+    // Local band [llo, lhi] (may be empty) and strided range [slo, shi].
+    const long long llo = std::max(0LL, p - loc);
+    const long long lhi = std::min(last, options.causal ? p : p + loc);
+    const long long slo = std::max(0LL, p - w);
+    const long long shi = std::min(last, options.causal ? p : p + w);
+    const long long first = slo + (((p - slo) % s) + s) % s;  // first j >= slo with j ≡ p (mod s)
+    if (llo > lhi) {
+      for (long long j = first; j <= shi; j += s) b.push(static_cast<std::size_t>(j));
+    } else {
+      long long j = first;
+      for (; j <= shi && j < llo; j += s) b.push(static_cast<std::size_t>(j));
+      b.push_range(static_cast<std::size_t>(llo), static_cast<std::size_t>(lhi) + 1);
+      while (j <= lhi) j += s;  // strided keys inside the band are already listed
+      for (; j <= shi; j += s) b.push(static_cast<std::size_t>(j));
+    }
+    b.end_row();
+  }
+  return b.finish();
+}
+
+/// \brief Global tokens: every query lists the keys at `global_positions`, and a query whose
+/// position p_i is global lists every key (all subject to `j ≤ p_i` when `causal`). Positions must
+/// be `< lk`; duplicates are ignored. O(nnz).
+[[nodiscard]] inline sparse_pattern make_global_pattern(
+    std::size_t lq, std::size_t lk, std::span<const std::size_t> global_positions,
+    bool causal = false) {
+  const auto g =
+      detail::sorted_indices("make_global_pattern: global_positions", global_positions, lk);
+  detail::csr_builder b(lq, lk);
+  for (std::size_t i = 0; i < lq; ++i) {
+    const long long p = detail::query_position(i, lq, lk);
+    const std::size_t limit = causal ? causal_visible_keys(i, lq, lk) : lk;  // keys j < limit
+    if (p >= 0 && std::binary_search(g.begin(), g.end(), static_cast<std::size_t>(p))) {
+      b.push_range(0, limit);
+    } else {
+      for (const std::size_t j : g) {
+        if (j >= limit) break;
+        b.push(j);
+      }
+    }
+    b.end_row();
+  }
+  return b.finish();
+}
+
+/// \brief Longformer local + global pattern (Beltagy et al. 2020), built in one pass: query `i`
+/// lists |p_i − j| ≤ `window`, every global key, and — when p_i is global — every key (all with
+/// `j ≤ p_i` when `causal`). Equal to `make_window_pattern(lq, lk, window, causal) |
+/// make_global_pattern(lq, lk, global_positions, causal)`, without the intermediate patterns.
+/// nnz ≤ Lq·(2w + 1 + g) + g·Lk; O(nnz).
+[[nodiscard]] inline sparse_pattern make_local_global_pattern(
+    std::size_t lq, std::size_t lk, std::size_t window,
+    std::span<const std::size_t> global_positions, bool causal = false) {
+  const auto g =
+      detail::sorted_indices("make_local_global_pattern: global_positions", global_positions, lk);
+  const long long w = detail::clamp_distance(window, lq, lk);
+  const std::size_t band = std::min<std::size_t>(lk, 2 * static_cast<std::size_t>(w) + 1);
+  detail::csr_builder b(lq, lk, lq * std::min(lk, band + g.size()) + g.size() * lk);
+  for (std::size_t i = 0; i < lq; ++i) {
+    const long long p = detail::query_position(i, lq, lk);
+    const std::size_t limit = causal ? causal_visible_keys(i, lq, lk) : lk;  // keys j < limit
+    if (p >= 0 && std::binary_search(g.begin(), g.end(), static_cast<std::size_t>(p))) {
+      b.push_range(0, limit);
+      b.end_row();
+      continue;
+    }
+    const long long lo = std::max(0LL, p - w);
+    const long long hi = std::min(static_cast<long long>(lk) - 1, causal ? p : p + w);
+    auto it = g.begin();
+    if (lo <= hi) {
+      for (; it != g.end() && static_cast<long long>(*it) < lo; ++it) b.push(*it);
+      b.push_range(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi) + 1);
+      while (it != g.end() && static_cast<long long>(*it) <= hi) ++it;
+    }
+    for (; it != g.end() && *it < limit; ++it) b.push(*it);
+    b.end_row();
+  }
+  return b.finish();
+}
+
+/// \brief Options of `make_block_sparse_pattern` (BigBird; see the file comment).
+struct block_sparse_options {
+  /// Block size b (≥ 1) for positions and keys.
+  std::size_t block_size = 64;
+  /// Key blocks J with |I − J| ≤ window_blocks are listed (BigBird's 3-block window = 1).
+  std::size_t window_blocks = 1;
+  /// The first `global_blocks` blocks are global (attend to and are attended by every block).
+  std::size_t global_blocks = 1;
+  /// Random key blocks per block row, drawn from the blocks not already listed.
+  std::size_t random_blocks = 0;
+  /// Seed of the random blocks (`ra::rng`; platform-independent).
+  std::uint64_t seed = 0;
+  /// Keep only keys j ≤ p_i; random blocks are then drawn from blocks before the window.
+  bool causal = false;
+};
+
+namespace detail {
+
+// The sorted key blocks of block row I (I >= global_blocks), including `random` drawn from the
+// remaining candidates with Floyd's algorithm (r distinct draws in O(r^2) time, O(r) memory).
+inline void block_row_blocks(std::size_t I, std::size_t nb, const block_sparse_options& o, rng& gen,
+                             std::vector<std::size_t>& out) {
+  out.clear();
+  const std::size_t g = std::min(o.global_blocks, nb);
+  const std::size_t wlo = I >= o.window_blocks ? I - o.window_blocks : 0;
+  const std::size_t whi = std::min(nb - 1, I + std::min(o.window_blocks, nb));  // inclusive
+  // Candidates: [g, a) ∪ [c, nb) with a = clamp(wlo), c = whi + 1 (none after the window if
+  // causal).
+  const std::size_t a = std::max(g, std::min(wlo, nb));
+  const std::size_t c = o.causal ? nb : std::max(g, whi + 1);
+  const std::size_t n_a = a - g, n_c = nb - c, total = n_a + n_c;
+  std::vector<std::size_t> chosen;
+  if (o.random_blocks > 0 && total > 0) {
+    if (o.random_blocks >= total) {
+      for (std::size_t t = 0; t < total; ++t) chosen.push_back(t);
+    } else {
+      for (std::size_t j = total - o.random_blocks; j < total; ++j) {
+        const auto t = static_cast<std::size_t>(gen.below(j + 1));
+        const bool seen = std::find(chosen.begin(), chosen.end(), t) != chosen.end();
+        chosen.push_back(seen ? j : t);
+      }
+    }
+    for (auto& t : chosen) t = t < n_a ? g + t : c + (t - n_a);
+    std::sort(chosen.begin(), chosen.end());
+  }
+  // Merge: globals [0, g), randoms below the window, window [wlo, whi], randoms above.
+  for (std::size_t J = 0; J < g; ++J) out.push_back(J);
+  auto r = chosen.begin();
+  for (; r != chosen.end() && *r < wlo; ++r) out.push_back(*r);
+  for (std::size_t J = std::max(wlo, g); J <= whi; ++J) out.push_back(J);
+  for (; r != chosen.end(); ++r) out.push_back(*r);
+}
+
+}  // namespace detail
+
+/// \brief BigBird block-sparse pattern (window + global + seeded random blocks); requires
+/// `lq ≤ lk` (queries are the last `lq` positions). O(nnz + (Lk/b)·r²).
+[[nodiscard]] inline sparse_pattern make_block_sparse_pattern(std::size_t lq, std::size_t lk,
+                                                              const block_sparse_options& options) {
+  require_argument(options.block_size >= 1, "make_block_sparse_pattern: block_size must be >= 1");
+  if (lq > lk) {
+    std::ostringstream os;
+    os << "invalid argument: make_block_sparse_pattern: lq = " << lq << " exceeds lk = " << lk
+       << " (queries are the last lq of the lk positions)";
+    throw invalid_argument(os.str());
+  }
+  detail::csr_builder b(lq, lk);
+  if (lk == 0) return b.finish();
+  const std::size_t bs = options.block_size;
+  const std::size_t nb = (lk + bs - 1) / bs;
+  const std::size_t g = std::min(options.global_blocks, nb);
+  rng gen(options.seed);
+  std::vector<std::size_t> blocks;
+  std::size_t i = 0;
+  const std::size_t first_pos = lk - lq;
+  // Random draws are made for every block row I >= g in increasing order, so the pattern rows of
+  // a position do not depend on lq.
+  for (std::size_t I = 0; I < nb; ++I) {
+    if (I < g) {
+      blocks.resize(nb);
+      std::iota(blocks.begin(), blocks.end(), std::size_t{0});
+    } else {
+      detail::block_row_blocks(I, nb, options, gen, blocks);
+    }
+    const std::size_t pos_end = std::min(lk, (I + 1) * bs);
+    for (; i < lq && first_pos + i < pos_end; ++i) {
+      const std::size_t p = first_pos + i;
+      const std::size_t limit = options.causal ? p + 1 : lk;  // keys j < limit
+      for (const std::size_t J : blocks) {
+        const std::size_t lo = J * bs;
+        if (lo >= limit) break;
+        b.push_range(lo, std::min(limit, lo + bs));
+      }
+      b.end_row();
+    }
+  }
+  return b.finish();
+}
+
+/// \brief Union of two patterns of the same shape (row-wise sorted merge). O(nnz_a + nnz_b).
+[[nodiscard]] inline sparse_pattern pattern_union(const sparse_pattern& a,
+                                                  const sparse_pattern& b) {
+  detail::require_same_shape("pattern_union", a, b);
+  detail::csr_builder out(a.rows(), a.cols(), a.nnz() + b.nnz());
+  for (std::size_t i = 0; i < a.rows(); ++i) {
+    const auto ra_ = a.row(i), rb = b.row(i);
+    std::size_t x = 0, y = 0;
+    while (x < ra_.size() || y < rb.size()) {
+      if (y == rb.size() || (x < ra_.size() && ra_[x] < rb[y])) {
+        out.push(ra_[x++]);
+      } else if (x == ra_.size() || rb[y] < ra_[x]) {
+        out.push(rb[y++]);
+      } else {
+        out.push(ra_[x]);
+        ++x;
+        ++y;
+      }
+    }
+    out.end_row();
+  }
+  return out.finish();
+}
+
+/// \brief Intersection of two patterns of the same shape. O(nnz_a + nnz_b).
+[[nodiscard]] inline sparse_pattern pattern_intersection(const sparse_pattern& a,
+                                                         const sparse_pattern& b) {
+  detail::require_same_shape("pattern_intersection", a, b);
+  detail::csr_builder out(a.rows(), a.cols(), std::min(a.nnz(), b.nnz()));
+  for (std::size_t i = 0; i < a.rows(); ++i) {
+    const auto ra_ = a.row(i), rb = b.row(i);
+    std::size_t x = 0, y = 0;
+    while (x < ra_.size() && y < rb.size()) {
+      if (ra_[x] < rb[y]) {
+        ++x;
+      } else if (rb[y] < ra_[x]) {
+        ++y;
+      } else {
+        out.push(ra_[x]);
+        ++x;
+        ++y;
+      }
+    }
+    out.end_row();
+  }
+  return out.finish();
+}
+
+/// \brief `pattern_union(a, b)`.
+[[nodiscard]] inline sparse_pattern operator|(const sparse_pattern& a, const sparse_pattern& b) {
+  return pattern_union(a, b);
+}
+
+/// \brief `pattern_intersection(a, b)`.
+[[nodiscard]] inline sparse_pattern operator&(const sparse_pattern& a, const sparse_pattern& b) {
+  return pattern_intersection(a, b);
+}
+
+/// \brief Options of `make_topk_pattern`.
+template <class T>
+struct topk_pattern_options {
+  /// Score scale; defaults to 1/√d (only its sign affects the selection).
+  std::optional<T> scale{};
+  /// Only keys j ≤ p_i are candidates.
+  bool causal = false;
+};
+
+namespace detail {
+
+template <class M>
+concept eigen_dense_matrix =
+    std::is_base_of_v<Eigen::DenseBase<std::remove_cvref_t<M>>, std::remove_cvref_t<M>>;
+
+// Names the first non-finite element among q row i and the key rows idx[0..n) (or all keys when
+// idx is null) and throws; throws an overflow message when none is found.
+template <class T>
+[[noreturn]] void throw_non_finite_rows(const char* qname, const matrix_cref<T>& q, std::size_t i,
+                                        const char* kname, const matrix_cref<T>& k,
+                                        const sparse_pattern::index_type* idx, std::size_t n) {
+  const auto d = static_cast<std::size_t>(q.cols());
+  for (std::size_t c = 0; c < d; ++c) {
+    const T x = q(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(c));
+    if (!std::isfinite(x)) throw_non_finite(qname, i, c, x);
+  }
+  for (std::size_t t = 0; t < n; ++t) {
+    const std::size_t j = idx ? idx[t] : t;
+    for (std::size_t c = 0; c < static_cast<std::size_t>(k.cols()); ++c) {
+      const T x = k(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(c));
+      if (!std::isfinite(x)) throw_non_finite(kname, j, c, x);
+    }
+  }
+  throw non_finite_input(std::string("non-finite input: a score overflowed although ") + qname +
+                         " and " + kname + " are finite (reduce the input magnitude or the scale)");
+}
+
+}  // namespace detail
+
+/// \brief Top-k pattern: for each query, the `topk` keys with the largest s_ij = scale·(q_i·k_j)
+/// (all candidates when fewer), ties broken by the lower key index; key lists are sorted by
+/// index. Cost O(Lq·Lk·d) for the scores (xsimd `row_dots`) plus O(Lk) expected per query for
+/// `std::nth_element` and O(k log k) to sort the survivors; parallel over queries. NaN/Inf in q or
+/// k always throws `non_finite_input` (a NaN score has no rank).
+template <class T>
+[[nodiscard]] sparse_pattern make_topk_pattern(
+    std::type_identity_t<matrix_cref<T>> q, std::type_identity_t<matrix_cref<T>> k,
+    std::size_t topk, const std::type_identity_t<topk_pattern_options<T>>& options = {}) {
+  const auto lq = static_cast<std::size_t>(q.rows()), lk = static_cast<std::size_t>(k.rows());
+  const auto d = static_cast<std::size_t>(q.cols());
+  require_non_empty("make_topk_pattern: q.cols() (dim)", d);
+  require_at_most("make_topk_pattern: k.rows()", lk, sparse_pattern::max_pattern_cols);
+  require_dimension("make_topk_pattern: k.cols() (must equal q.cols())",
+                    static_cast<std::size_t>(k.cols()), d);
+  require_at_most("make_topk_pattern: q.rows()", lq, max_sequence_length);
+  require_at_most("make_topk_pattern: k.rows()", lk, max_sequence_length);
+  require_at_most("make_topk_pattern: dim", d, max_dimension);
+  const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(d));
+
+  std::vector<std::size_t> row_ptr(lq + 1, 0);
+  for (std::size_t i = 0; i < lq; ++i) {
+    const std::size_t candidates = options.causal ? causal_visible_keys(i, lq, lk) : lk;
+    row_ptr[i + 1] = row_ptr[i] + std::min(topk, candidates);
+  }
+  std::vector<sparse_pattern::index_type> col_idx(row_ptr[lq]);
+  constexpr std::size_t rows_per_task = 16;
+  parallel_for(0, (lq + rows_per_task - 1) / rows_per_task, [&](std::size_t task) {
+    T* s = detail::thread_scratch<T>(std::max<std::size_t>(lk, 1));
+    std::size_t* idx = detail::thread_scratch<std::size_t>(std::max<std::size_t>(lk, 1));
+    const std::size_t i_end = std::min(lq, (task + 1) * rows_per_task);
+    for (std::size_t i = task * rows_per_task; i < i_end; ++i) {
+      const std::size_t m = options.causal ? causal_visible_keys(i, lq, lk) : lk;
+      const std::size_t kk = row_ptr[i + 1] - row_ptr[i];
+      if (kk == 0) continue;
+      kernels::row_dots(k.data(), m, d, static_cast<std::size_t>(k.outerStride()),
+                        q.data() + static_cast<std::ptrdiff_t>(i) * q.outerStride(), scale, s);
+      if (!kernels::all_finite(s, m)) {
+        detail::throw_non_finite_rows<T>("q", q, i, "k", k, nullptr, m);
+      }
+      std::iota(idx, idx + m, std::size_t{0});
+      // A strict total order (indices are distinct), so the selection is deterministic.
+      const auto before = [s](std::size_t a, std::size_t b) {
+        return s[a] > s[b] || (s[a] == s[b] && a < b);
+      };
+      if (kk < m) std::nth_element(idx, idx + kk, idx + m, before);
+      std::sort(idx, idx + kk);
+      for (std::size_t t = 0; t < kk; ++t)
+        col_idx[row_ptr[i] + t] = static_cast<sparse_pattern::index_type>(idx[t]);
+    }
+  });
+  return detail::sparse_pattern_access::make(lq, lk, std::move(row_ptr), std::move(col_idx));
+}
+
+/// \brief `make_topk_pattern` deducing `T` from any row-major Eigen matrices.
+template <class MQ, class MK>
+requires detail::eigen_dense_matrix<MQ> && detail::eigen_dense_matrix<MK> &&
+    std::is_same_v<typename MQ::Scalar, typename MK::Scalar>
+[[nodiscard]] sparse_pattern make_topk_pattern(
+    const MQ& q, const MK& k, std::size_t topk,
+    const topk_pattern_options<typename MQ::Scalar>& options = {}) {
+  using T = typename MQ::Scalar;
+  return make_topk_pattern<T>(matrix_cref<T>(q), matrix_cref<T>(k), topk, options);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/sparse/masks.hpp ----
+// ---- begin ruvector/attention/sparse/sparse_attention.hpp ----
+/// \file sparse/sparse_attention.hpp
+/// \brief Pattern-sparse scaled dot-product attention: each query attends only the keys its
+/// `sparse_pattern` row lists (Child et al. 2019, "Generating Long Sequences with Sparse
+/// Transformers"; the kernel behind windowed, strided, BigBird and Longformer attention):
+///
+///     S_i    = { j ∈ pattern.row(i) : key_mask[j] (if given), j ≤ i + Lk − Lq (if causal) }
+///     s_ij   = scale · (q_i · k_j),   scale = 1/√d by default
+///     out_i  = Σ_{j∈S_i} softmax_{S_i}(s_i·)_j · v_j,   lse_i = log Σ_{j∈S_i} exp(s_ij)
+///
+/// Conventions (DESIGN.md §4): max-subtracted softmax; a row with S_i = ∅ (no listed key, or all
+/// hidden) outputs zeros, has all-zero weights and lse −inf. Causal masking is bottom-right
+/// aligned.
+///
+/// Cost: O(nnz·(d + dv)) time and O(max row size) scratch per thread — never O(Lq·Lk). The kernel
+/// is gather-style: the listed key rows are dotted with the query 8 at a time (xsimd, 8
+/// independent FMA chains), the scores go through the vectorised softmax, and the weighted sum of
+/// the listed value rows keeps a tile of up to 8 output registers across all of them. Keys and
+/// values outside the pattern (and listed keys past the causal limit) are never read, so they may
+/// hold anything — even NaN. Work is spread over blocks of queries with `parallel_for`.
+///
+/// Validation: shapes, the pattern's shape `Lq × Lk`, the optional outputs' sizes. With
+/// `check_finite` (the default) NaN/±Inf in any value the kernel reads (q_i for a non-empty row,
+/// k_j and v_j for listed j) throws `non_finite_input` naming the argument and index, e.g.
+/// `k[7][3]`; it costs nothing on the happy path (only a non-finite score or output triggers the
+/// scan). With `check_finite = false` such values propagate unspecified results (never UB).
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Options of a `sparse_attention` call.
+template <class T>
+struct sparse_attention_options {
+  /// Logit scale; defaults to 1/√d.
+  std::optional<T> scale{};
+  /// Additionally hide listed keys j > i + Lk − Lq (they are then not read at all).
+  bool causal = false;
+  /// Key mask (`true` = visible): empty = all visible; size Lk; for the tensor API also size B·Lk
+  /// (one row per batch entry, row-major). Hidden listed keys still have their scores computed.
+  std::span<const bool> key_mask{};
+  /// Throw `non_finite_input` on NaN/Inf in the values the kernel reads.
+  bool check_finite = true;
+  /// Queries per parallel task; 0 = automatic.
+  std::size_t query_block = 0;
+};
+
+/// \brief Optional outputs of the 2-D `sparse_attention` (empty spans are skipped).
+template <class T>
+struct sparse_attention_extras {
+  /// `[Lq]` log Σ_{j∈S_i} exp(s_ij) (−inf for an empty row).
+  std::span<T> lse{};
+  /// `[nnz]` softmax weights in pattern order (`weights[row_ptr[i] + t]` belongs to key
+  /// `pattern.row(i)[t]`); 0 for hidden keys.
+  std::span<T> weights{};
+};
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace detail {
+
+/// out[t] = alpha · (q · k_{idx[t]}) for t < n (key rows `ldk` apart). Eight gathered rows per
+/// step.
+template <class T, class Idx, class Arch = kernels::default_arch>
+void gathered_row_dots(const T* k, std::size_t ldk, const Idx* idx, std::size_t n, std::size_t d,
+                       const T* q, T alpha, T* out) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  constexpr std::size_t R = 8;
+  const std::size_t dvec = d - d % W;
+  std::size_t t = 0;
+  for (; t + R <= n; t += R) {
+    const T* rows[R];
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r) rows[r] = k + static_cast<std::size_t>(idx[t + r]) * ldk;
+    B acc[R];
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r) acc[r] = B(T(0));
+    for (std::size_t c = 0; c < dvec; c += W) {
+      const B qb = B::load_unaligned(q + c);
+#pragma GCC unroll 8
+      for (std::size_t r = 0; r < R; ++r)
+        acc[r] = xsimd::fma(qb, B::load_unaligned(rows[r] + c), acc[r]);
+    }
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r) {
+      T s = kernels::detail::hsum(acc[r]);
+      for (std::size_t c = dvec; c < d; ++c) s += q[c] * rows[r][c];
+      out[t + r] = alpha * s;
+    }
+  }
+  for (; t < n; ++t) {
+    out[t] = alpha * kernels::dot<T, Arch>(q, k + static_cast<std::size_t>(idx[t]) * ldk, d);
+  }
+}
+
+/// Columns [0, K·W) of out = Σ_t w[t] · v_{idx[t]}, K output batches held in registers.
+template <std::size_t K, class T, class Idx, class Arch>
+RUVECTOR_ATTENTION_ALWAYS_INLINE void gathered_weighted_sum_tile(const T* w, const Idx* idx,
+                                                                 std::size_t n, const T* v,
+                                                                 std::size_t ldv, T* out) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  B acc[K];
+#pragma GCC unroll 8
+  for (std::size_t c = 0; c < K; ++c) acc[c] = B(T(0));
+  for (std::size_t t = 0; t < n; ++t) {
+    const B wt(w[t]);
+    const T* row = v + static_cast<std::size_t>(idx[t]) * ldv;
+#pragma GCC unroll 8
+    for (std::size_t c = 0; c < K; ++c)
+      acc[c] = xsimd::fma(wt, B::load_unaligned(row + c * W), acc[c]);
+  }
+#pragma GCC unroll 8
+  for (std::size_t c = 0; c < K; ++c) acc[c].store_unaligned(out + c * W);
+}
+
+/// out[c] = Σ_{t<n} w[t] · v[idx[t]·ldv + c] for c < dv (previous contents of out ignored).
+template <class T, class Idx, class Arch = kernels::default_arch>
+void gathered_weighted_sum(const T* w, const Idx* idx, std::size_t n, const T* v, std::size_t ldv,
+                           std::size_t dv, T* out) noexcept {
+  constexpr std::size_t W = kernels::batch<T, Arch>::size;
+  std::size_t c = 0;
+  for (; c + 8 * W <= dv; c += 8 * W)
+    gathered_weighted_sum_tile<8, T, Idx, Arch>(w, idx, n, v + c, ldv, out + c);
+  if (c + 4 * W <= dv) {
+    gathered_weighted_sum_tile<4, T, Idx, Arch>(w, idx, n, v + c, ldv, out + c);
+    c += 4 * W;
+  }
+  if (c + 2 * W <= dv) {
+    gathered_weighted_sum_tile<2, T, Idx, Arch>(w, idx, n, v + c, ldv, out + c);
+    c += 2 * W;
+  }
+  if (c + W <= dv) {
+    gathered_weighted_sum_tile<1, T, Idx, Arch>(w, idx, n, v + c, ldv, out + c);
+    c += W;
+  }
+  for (; c < dv; ++c) {
+    T acc = T(0);
+    for (std::size_t t = 0; t < n; ++t) acc += w[t] * v[static_cast<std::size_t>(idx[t]) * ldv + c];
+    out[c] = acc;
+  }
+}
+
+/// What went wrong in one row (the caller names the culprit).
+enum class sparse_row_status { ok, non_finite_scores, non_finite_output };
+
+/// One query over the listed keys idx[0..n): writes out[0..dv), the weights into scores[0..n)
+/// and the log-sum-exp into `lse`. `key_mask` (may be null) is indexed by key. noexcept kernel.
+template <class T, class Idx>
+sparse_row_status sparse_attention_row(const T* q, const T* k, std::size_t ldk, const T* v,
+                                       std::size_t ldv, std::size_t d, std::size_t dv,
+                                       const Idx* idx, std::size_t n, T scale, const bool* key_mask,
+                                       bool check_finite, T* scores, T* out, T& lse) noexcept {
+  if (n == 0) {
+    std::fill(out, out + dv, T(0));
+    lse = -std::numeric_limits<T>::infinity();
+    return sparse_row_status::ok;
+  }
+  gathered_row_dots(k, ldk, idx, n, d, q, scale, scores);
+  if (check_finite && !kernels::all_finite(scores, n)) return sparse_row_status::non_finite_scores;
+  if (key_mask != nullptr) {
+    for (std::size_t t = 0; t < n; ++t)
+      if (!key_mask[idx[t]]) scores[t] = -std::numeric_limits<T>::infinity();
+  }
+  lse = kernels::softmax(scores, n);
+  gathered_weighted_sum(scores, idx, n, v, ldv, dv, out);
+  if (check_finite && !kernels::all_finite(out, dv)) return sparse_row_status::non_finite_output;
+  return sparse_row_status::ok;
+}
+
+/// Number of leading entries of a sorted key list that satisfy j ≤ i + Lk − Lq.
+[[nodiscard]] inline std::size_t causal_prefix(std::span<const sparse_pattern::index_type> row,
+                                               std::size_t i, std::size_t lq,
+                                               std::size_t lk) noexcept {
+  const auto limit = static_cast<sparse_pattern::index_type>(causal_visible_keys(i, lq, lk));
+  return static_cast<std::size_t>(std::lower_bound(row.begin(), row.end(), limit) - row.begin());
+}
+
+/// Automatic queries-per-task: enough tasks to balance uneven rows, few enough to amortise.
+[[nodiscard]] inline std::size_t sparse_query_block(std::size_t requested,
+                                                    std::size_t lq) noexcept {
+  if (requested > 0) return requested;
+  const std::size_t tasks = 8 * static_cast<std::size_t>(std::max(1, num_threads()));
+  return std::clamp<std::size_t>(lq / tasks, 1, 64);
+}
+
+// Finds and names the first non-finite value among row i's inputs (2-D API), then throws.
+template <class T>
+[[noreturn]] void throw_sparse_non_finite(const matrix_cref<T>& q, const matrix_cref<T>& k,
+                                          const matrix_cref<T>& v, std::size_t i,
+                                          const sparse_pattern::index_type* idx, std::size_t n) {
+  for (Eigen::Index c = 0; c < q.cols(); ++c) {
+    const T x = q(static_cast<Eigen::Index>(i), c);
+    if (!std::isfinite(x)) throw_non_finite("q", i, static_cast<std::size_t>(c), x);
+  }
+  for (const matrix_cref<T>* m : {&k, &v}) {
+    for (std::size_t t = 0; t < n; ++t) {
+      for (Eigen::Index c = 0; c < m->cols(); ++c) {
+        const T x = (*m)(static_cast<Eigen::Index>(idx[t]), c);
+        if (!std::isfinite(x))
+          throw_non_finite(m == &k ? "k" : "v", idx[t], static_cast<std::size_t>(c), x);
+      }
+    }
+  }
+  throw non_finite_input(
+      "non-finite input: an attention score or output overflowed although q, k and v are finite "
+      "(reduce the input magnitude or the scale)");
+}
+
+// The same for the tensor API: names q[b][h][i][c], k[b][hk][j][c] or v[b][hk][j][c].
+template <class T>
+[[noreturn]] void throw_sparse_non_finite_4d(const tensor_view<const T, 4>& q,
+                                             const tensor_view<const T, 4>& k,
+                                             const tensor_view<const T, 4>& v, std::size_t b,
+                                             std::size_t h, std::size_t hk, std::size_t i,
+                                             const sparse_pattern::index_type* idx, std::size_t n) {
+  const auto fail = [](const char* what, std::size_t a0, std::size_t a1, std::size_t a2,
+                       std::size_t a3, T x) {
+    std::ostringstream os;
+    os << "non-finite input: " << what << "[" << a0 << "][" << a1 << "][" << a2 << "][" << a3
+       << "] = " << x;
+    throw non_finite_input(os.str());
+  };
+  for (std::size_t c = 0; c < q.extent(3); ++c)
+    if (!std::isfinite(q(b, h, i, c))) fail("q", b, h, i, c, q(b, h, i, c));
+  for (std::size_t t = 0; t < n; ++t)
+    for (std::size_t c = 0; c < k.extent(3); ++c)
+      if (!std::isfinite(k(b, hk, idx[t], c))) fail("k", b, hk, idx[t], c, k(b, hk, idx[t], c));
+  for (std::size_t t = 0; t < n; ++t)
+    for (std::size_t c = 0; c < v.extent(3); ++c)
+      if (!std::isfinite(v(b, hk, idx[t], c))) fail("v", b, hk, idx[t], c, v(b, hk, idx[t], c));
+  throw non_finite_input(
+      "non-finite input: an attention score or output overflowed although q, k and v are finite "
+      "(reduce the input magnitude or the scale)");
+}
+
+}  // namespace detail
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+
+/// \brief Pattern-sparse attention, 2-D form: `q [Lq, d]`, `k [Lk, d]`, `v [Lk, dv]`,
+/// `pattern` Lq × Lk → `out [Lq, dv]` (must not alias the inputs). Cost O(nnz·(d + dv)).
+/// `T` is given explicitly (`sparse_attention<float>(...)`) or deduced by the overload below.
+template <class T>
+void sparse_attention(std::type_identity_t<matrix_cref<T>> q,
+                      std::type_identity_t<matrix_cref<T>> k,
+                      std::type_identity_t<matrix_cref<T>> v, const sparse_pattern& pattern,
+                      std::type_identity_t<matrix_ref<T>> out,
+                      const std::type_identity_t<sparse_attention_options<T>>& options = {},
+                      const std::type_identity_t<sparse_attention_extras<T>>& extras = {}) {
+  const auto lq = static_cast<std::size_t>(q.rows()), lk = static_cast<std::size_t>(k.rows());
+  const auto d = static_cast<std::size_t>(q.cols()), dv = static_cast<std::size_t>(v.cols());
+  require_non_empty("q.cols() (head dim)", d);
+  require_at_most("q.cols() (head dim)", d, max_dimension);
+  require_at_most("v.cols() (value dim)", dv, max_dimension);
+  require_at_most("q.rows() (queries)", lq, max_sequence_length);
+  require_at_most("k.rows() (keys)", lk, max_sequence_length);
+  require_dimension("k.cols() (must equal q.cols())", static_cast<std::size_t>(k.cols()), d);
+  require_dimension("v.rows() (must equal k.rows())", static_cast<std::size_t>(v.rows()), lk);
+  require_dimension("pattern.rows() (must equal q.rows())", pattern.rows(), lq);
+  require_dimension("pattern.cols() (must equal k.rows())", pattern.cols(), lk);
+  require_dimension("out.rows() (must equal q.rows())", static_cast<std::size_t>(out.rows()), lq);
+  require_dimension("out.cols() (must equal v.cols())", static_cast<std::size_t>(out.cols()), dv);
+  if (!options.key_mask.empty())
+    require_dimension("options.key_mask.size()", options.key_mask.size(), lk);
+  if (!extras.lse.empty()) require_dimension("extras.lse.size()", extras.lse.size(), lq);
+  if (!extras.weights.empty())
+    require_dimension("extras.weights.size() (pattern.nnz())", extras.weights.size(),
+                      pattern.nnz());
+  if (lq == 0) return;
+
+  const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(d));
+  const std::size_t block = detail::sparse_query_block(options.query_block, lq);
+  const bool* mask = options.key_mask.empty() ? nullptr : options.key_mask.data();
+  const auto row_ptr = pattern.row_ptr();
+  const auto ldk = static_cast<std::size_t>(k.outerStride());
+  const auto ldv = static_cast<std::size_t>(v.outerStride());
+  const auto ldq = static_cast<std::size_t>(q.outerStride());
+  const auto ldo = static_cast<std::size_t>(out.outerStride());
+
+  parallel_for(0, (lq + block - 1) / block, [&](std::size_t task) {
+    T* scratch = detail::thread_scratch<T>(std::max<std::size_t>(pattern.max_row_size(), 1));
+    const std::size_t i_end = std::min(lq, (task + 1) * block);
+    for (std::size_t i = task * block; i < i_end; ++i) {
+      const auto row = pattern.row(i);
+      const std::size_t n = options.causal ? detail::causal_prefix(row, i, lq, lk) : row.size();
+      T* s = extras.weights.empty() ? scratch : extras.weights.data() + row_ptr[i];
+      T lse = T(0);
+      const auto status = detail::sparse_attention_row(
+          q.data() + i * ldq, k.data(), ldk, v.data(), ldv, d, dv, row.data(), n, scale, mask,
+          options.check_finite, s, out.data() + i * ldo, lse);
+      if (status != detail::sparse_row_status::ok)
+        detail::throw_sparse_non_finite<T>(q, k, v, i, row.data(), n);
+      if (!extras.weights.empty()) std::fill(s + n, s + row.size(), T(0));
+      if (!extras.lse.empty()) extras.lse[i] = lse;
+    }
+  });
+}
+
+/// \brief `sparse_attention` deducing `T` from row-major Eigen arguments (matrices, maps, blocks,
+/// refs); `out` may be a temporary map or block.
+template <class MQ, class MK, class MV, class MO>
+requires detail::eigen_dense_matrix<MQ> && detail::eigen_dense_matrix<MK> &&
+    detail::eigen_dense_matrix<MV> && detail::eigen_dense_matrix<MO> &&
+    attention_scalar<typename MQ::Scalar> &&
+    std::is_same_v<typename MQ::Scalar, typename MK::Scalar> &&
+    std::is_same_v<typename MQ::Scalar, typename MV::Scalar> &&
+    std::is_same_v<typename MQ::Scalar, typename std::remove_cvref_t<MO>::Scalar>
+void sparse_attention(const MQ& q, const MK& k, const MV& v, const sparse_pattern& pattern,
+                      MO&& out, const sparse_attention_options<typename MQ::Scalar>& options = {},
+                      const sparse_attention_extras<typename MQ::Scalar>& extras = {}) {
+  using T = typename MQ::Scalar;
+  sparse_attention<T>(matrix_cref<T>(q), matrix_cref<T>(k), matrix_cref<T>(v), pattern,
+                      matrix_ref<T>(out), options, extras);
+}
+
+/// \brief `sparse_attention` returning a new `[Lq, dv]` matrix.
+template <class MQ, class MK, class MV>
+requires detail::eigen_dense_matrix<MQ> && detail::eigen_dense_matrix<MK> &&
+    detail::eigen_dense_matrix<MV> && attention_scalar<typename MQ::Scalar> &&
+    std::is_same_v<typename MQ::Scalar, typename MK::Scalar> &&
+    std::is_same_v<typename MQ::Scalar, typename MV::Scalar>
+[[nodiscard]] row_matrix<typename MQ::Scalar> sparse_attention(
+    const MQ& q, const MK& k, const MV& v, const sparse_pattern& pattern,
+    const sparse_attention_options<typename MQ::Scalar>& options = {}) {
+  using T = typename MQ::Scalar;
+  row_matrix<T> out(q.rows(), v.cols());
+  sparse_attention<T>(matrix_cref<T>(q), matrix_cref<T>(k), matrix_cref<T>(v), pattern,
+                      matrix_ref<T>(out), options);
+  return out;
+}
+
+/// \brief Pattern-sparse attention, tensor form: `q [B, H, Lq, d]`, `k [B, Hkv, Lk, d]`,
+/// `v [B, Hkv, Lk, dv]` → `out [B, H, Lq, dv]`; the same `pattern` (Lq × Lk) for every batch entry
+/// and head; query head h reads key head h / (H / Hkv) (GQA/MQA). `lse` `[B, H, Lq]` is optional.
+/// Parallel over batch × heads × query blocks. Cost O(B·H·nnz·(d + dv)).
+template <class T>
+void sparse_attention(std::type_identity_t<tensor_view<const T, 4>> q,
+                      std::type_identity_t<tensor_view<const T, 4>> k,
+                      std::type_identity_t<tensor_view<const T, 4>> v,
+                      const sparse_pattern& pattern, tensor_view<T, 4> out,
+                      const std::type_identity_t<sparse_attention_options<T>>& options = {},
+                      std::type_identity_t<tensor_view<T, 3>> lse = {}) {
+  const std::size_t B = q.extent(0), H = q.extent(1), Lq = q.extent(2), d = q.extent(3);
+  const std::size_t Hkv = k.extent(1), Lk = k.extent(2), dv = v.extent(3);
+  require_dimension("k.extent(0) (batch)", k.extent(0), B);
+  require_dimension("v.extent(0) (batch)", v.extent(0), B);
+  require_dimension("k.extent(3) (key dim)", k.extent(3), d);
+  require_dimension("v.extent(1) (kv heads)", v.extent(1), Hkv);
+  require_dimension("v.extent(2) (values count, must equal keys count)", v.extent(2), Lk);
+  require_dimension("out.extent(0) (batch)", out.extent(0), B);
+  require_dimension("out.extent(1) (heads)", out.extent(1), H);
+  require_dimension("out.extent(2) (queries)", out.extent(2), Lq);
+  require_dimension("out.extent(3) (value dim)", out.extent(3), dv);
+  if (Hkv == 0 || H % Hkv != 0) {
+    std::ostringstream os;
+    os << "dimension mismatch: k.extent(1) (kv heads) is " << Hkv
+       << ", expected a divisor of the query heads " << H;
+    throw dimension_mismatch(os.str());
+  }
+  require_non_empty("q.extent(3) (head dim)", d);
+  require_at_most("q.extent(3) (head dim)", d, max_dimension);
+  require_at_most("v.extent(3) (value dim)", dv, max_dimension);
+  require_at_most("q.extent(2) (queries)", Lq, max_sequence_length);
+  require_at_most("k.extent(2) (keys)", Lk, max_sequence_length);
+  require_dimension("pattern.rows() (must equal q.extent(2))", pattern.rows(), Lq);
+  require_dimension("pattern.cols() (must equal k.extent(2))", pattern.cols(), Lk);
+  for (const auto& [name, stride] : {std::pair<const char*, std::ptrdiff_t>{"q", q.stride(3)},
+                                     {"k", k.stride(3)},
+                                     {"v", v.stride(3)},
+                                     {"out", out.stride(3)}}) {
+    if (stride != 1) {
+      throw invalid_argument(std::string("invalid argument: ") + name +
+                             " must have unit stride in its last dimension");
+    }
+  }
+  for (const auto& [name, stride] :
+       {std::pair<const char*, std::ptrdiff_t>{"k", k.stride(2)}, {"v", v.stride(2)}}) {
+    if (stride < 0) {
+      throw invalid_argument(std::string("invalid argument: ") + name +
+                             " must have a non-negative row stride");
+    }
+  }
+  const std::size_t mask_size = options.key_mask.size();
+  if (mask_size != 0 && mask_size != Lk && mask_size != B * Lk) {
+    std::ostringstream os;
+    os << "dimension mismatch: options.key_mask.size() is " << mask_size
+       << ", expected 0, Lk = " << Lk << " or B*Lk = " << B * Lk;
+    throw dimension_mismatch(os.str());
+  }
+  if (!lse.absent()) {
+    require_dimension("lse.extent(0) (batch)", lse.extent(0), B);
+    require_dimension("lse.extent(1) (heads)", lse.extent(1), H);
+    require_dimension("lse.extent(2) (queries)", lse.extent(2), Lq);
+  }
+  if (B == 0 || H == 0 || Lq == 0) return;
+
+  const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(d));
+  const std::size_t group = H / Hkv;
+  const std::size_t block = detail::sparse_query_block(options.query_block, B * H * Lq);
+  const std::size_t blocks_per_head = (Lq + block - 1) / block;
+  parallel_for(0, B * H * blocks_per_head, [&](std::size_t task) {
+    const std::size_t b = task / (H * blocks_per_head);
+    const std::size_t h = (task / blocks_per_head) % H;
+    const std::size_t i0 = (task % blocks_per_head) * block;
+    const std::size_t hk = h / group;
+    const bool* mask =
+        mask_size == 0 ? nullptr : options.key_mask.data() + (mask_size == Lk ? 0 : b * Lk);
+    T* scratch = detail::thread_scratch<T>(std::max<std::size_t>(pattern.max_row_size(), 1));
+    const T* kb = k.row(b, hk, 0);
+    const T* vb = v.row(b, hk, 0);
+    const auto ldk = static_cast<std::size_t>(k.stride(2));
+    const auto ldv = static_cast<std::size_t>(v.stride(2));
+    for (std::size_t i = i0; i < std::min(Lq, i0 + block); ++i) {
+      const auto row = pattern.row(i);
+      const std::size_t n = options.causal ? detail::causal_prefix(row, i, Lq, Lk) : row.size();
+      T row_lse = T(0);
+      const auto status = detail::sparse_attention_row(
+          q.row(b, h, i), kb, ldk, vb, ldv, d, dv, row.data(), n, scale, mask, options.check_finite,
+          scratch, out.row(b, h, i), row_lse);
+      if (status != detail::sparse_row_status::ok)
+        detail::throw_sparse_non_finite_4d<T>(q, k, v, b, h, hk, i, row.data(), n);
+      if (!lse.absent()) lse(b, h, i) = row_lse;
+    }
+  });
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/sparse/sparse_attention.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Configuration of `local_global_attention`.
+struct local_global_config {
+  /// `position` value meaning "the last token of the sequence" (n − 1).
+  static constexpr std::size_t last_position = std::numeric_limits<std::size_t>::max();
+
+  /// Query/key dimension d (> 0).
+  std::size_t dim = 0;
+  /// One-sided window radius w: a token sees keys with |i − j| ≤ w.
+  std::size_t window = 0;
+  /// The first `num_global` tokens are global (clamped to the sequence length).
+  std::size_t num_global = 0;
+  /// Further global token positions (any order; duplicates ignored; each must be < n per call).
+  std::vector<std::size_t> global_tokens{};
+  /// Only keys j ≤ i (for global queries too).
+  bool causal = false;
+  /// Logit scale; defaults to 1/√dim.
+  std::optional<double> scale{};
+  /// Query position used by `compute` / `compute_with_mask`; unset = they throw (use
+  /// `compute_at`). `last_position` = n − 1.
+  std::optional<std::size_t> position{};
+  /// Throw `non_finite_input` on NaN/Inf in the values read.
+  bool check_finite = true;
+};
+
+/// \brief Longformer-style local + global attention; see the file comment.
+template <class T = float>
+class local_global_attention {
+ public:
+  using value_type = T;
+
+  /// \brief Validates `config` (dim > 0) and normalises `global_tokens` (sorted, unique).
+  explicit local_global_attention(local_global_config config) : cfg_(std::move(config)) {
+    require_config(cfg_.dim > 0, "local_global_attention: dim must be > 0");
+    require_at_most("local_global_config::dim", cfg_.dim, max_dimension);
+    if (cfg_.scale) {
+      require_config(std::isfinite(*cfg_.scale), "local_global_attention: scale must be finite");
+    }
+    std::sort(cfg_.global_tokens.begin(), cfg_.global_tokens.end());
+    cfg_.global_tokens.erase(std::unique(cfg_.global_tokens.begin(), cfg_.global_tokens.end()),
+                             cfg_.global_tokens.end());
+    scale_ = cfg_.scale ? static_cast<T>(*cfg_.scale) : T(1) / std::sqrt(static_cast<T>(cfg_.dim));
+  }
+
+  /// \brief Window radius `window`, the first `num_global` tokens global, non-causal.
+  local_global_attention(std::size_t dim, std::size_t window, std::size_t num_global)
+      : local_global_attention(
+            local_global_config{.dim = dim, .window = window, .num_global = num_global}) {}
+
+  [[nodiscard]] const local_global_config& config() const noexcept { return cfg_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return cfg_.dim; }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+
+  /// \brief The sorted global positions G for a sequence of `n` tokens. Throws `invalid_argument`
+  /// naming the first `global_tokens` entry that is `>= n`.
+  [[nodiscard]] std::vector<std::size_t> global_positions(std::size_t n) const {
+    std::vector<std::size_t> g;
+    const std::size_t first = std::min(cfg_.num_global, n);
+    g.reserve(first + cfg_.global_tokens.size());
+    for (std::size_t t = 0; t < first; ++t) g.push_back(t);
+    for (std::size_t t = 0; t < cfg_.global_tokens.size(); ++t) {
+      const std::size_t p = cfg_.global_tokens[t];
+      if (p >= n) {
+        std::ostringstream os;
+        os << "invalid argument: local_global_config::global_tokens (sorted)[" << t << "] = " << p
+           << " is out of range for a sequence of " << n << " tokens (expected < " << n << ")";
+        throw invalid_argument(os.str());
+      }
+      if (p >= first) g.push_back(p);
+    }
+    return g;
+  }
+
+  /// \brief The `lq × lk` attention pattern (window ∪ global; queries at positions i + lk − lq).
+  [[nodiscard]] sparse_pattern pattern(std::size_t lq, std::size_t lk) const {
+    require_queries_fit(lq, lk);
+    return make_local_global_pattern(lq, lk, cfg_.window, global_positions(lk), cfg_.causal);
+  }
+
+  /// \brief The `n × n` self-attention pattern.
+  [[nodiscard]] sparse_pattern pattern(std::size_t n) const { return pattern(n, n); }
+
+  /// \brief The sorted keys attended by the query at `position` of `n` tokens (`last_position`
+  /// = n − 1). O(w + g) (O(n) for a global position).
+  [[nodiscard]] std::vector<std::size_t> keys_for(std::size_t position, std::size_t n) const {
+    const std::size_t p = resolve_position(position, n);
+    const auto g = global_positions(n);
+    std::vector<std::size_t> keys;
+    const std::size_t limit = cfg_.causal ? p + 1 : n;  // keys j < limit
+    if (std::binary_search(g.begin(), g.end(), p)) {
+      keys.resize(limit);
+      for (std::size_t j = 0; j < limit; ++j) keys[j] = j;
+      return keys;
+    }
+    const std::size_t lo = p >= cfg_.window ? p - cfg_.window : 0;
+    const std::size_t hi = cfg_.causal ? p : p + std::min(cfg_.window, n - 1 - p);  // inclusive
+    keys.reserve(hi - lo + 1 + g.size());
+    auto it = g.begin();
+    for (; it != g.end() && *it < lo; ++it) keys.push_back(*it);
+    for (std::size_t j = lo; j <= hi; ++j) keys.push_back(j);
+    while (it != g.end() && *it <= hi) ++it;  // already inside the window
+    for (; it != g.end() && *it < limit; ++it) keys.push_back(*it);
+    return keys;
+  }
+
+  // ---- whole sequence ------------------------------------------------------------------------
+
+  /// \brief Whole-sequence forward: `q [Lq, d]`, `k [Lk, d]`, `v [Lk, dv]` → `out [Lq, dv]`
+  /// (Lq ≤ Lk; usually Lq = Lk = n). Optional `lse [Lq]` and key mask `[Lk]` (`true` = visible).
+  void forward(const matrix_cref<T>& q, const matrix_cref<T>& k, const matrix_cref<T>& v,
+               matrix_ref<T> out, std::span<T> lse = {},
+               std::span<const bool> key_mask = {}) const {
+    require_dimension("q.cols() (dim)", static_cast<std::size_t>(q.cols()), cfg_.dim);
+    const auto p = pattern(static_cast<std::size_t>(q.rows()), static_cast<std::size_t>(k.rows()));
+    sparse_attention<T>(q, k, v, p, out, options(key_mask), sparse_attention_extras<T>{.lse = lse});
+  }
+
+  /// \brief Whole-sequence forward returning a new `[Lq, dv]` matrix.
+  [[nodiscard]] row_matrix<T> forward(const matrix_cref<T>& q, const matrix_cref<T>& k,
+                                      const matrix_cref<T>& v) const {
+    row_matrix<T> out(q.rows(), v.cols());
+    forward(q, k, v, out);
+    return out;
+  }
+
+  /// \brief Batched forward over `[B, H, Lq, d]` × `[B, Hkv, Lk, d]` × `[B, Hkv, Lk, dv]` →
+  /// `out [B, H, Lq, dv]` (one pattern for all batch entries and heads; GQA as in `sdpa`).
+  /// `key_mask` is empty, `[Lk]` or `[B·Lk]`; `lse` `[B, H, Lq]` is optional.
+  void forward(std::type_identity_t<tensor_view<const T, 4>> q,
+               std::type_identity_t<tensor_view<const T, 4>> k,
+               std::type_identity_t<tensor_view<const T, 4>> v, tensor_view<T, 4> out,
+               tensor_view<T, 3> lse = {}, std::span<const bool> key_mask = {}) const {
+    require_dimension("q.extent(3) (dim)", q.extent(3), cfg_.dim);
+    const auto p = pattern(q.extent(2), k.extent(2));
+    sparse_attention<T>(q, k, v, p, out, options(key_mask), lse);
+  }
+
+  // ---- single query --------------------------------------------------------------------------
+
+  /// \brief One query at sequence `position` (`last_position` = n − 1) over `keys [n, d]`,
+  /// `values [n, dv]`: writes `out [dv]`, returns the log-sum-exp. O((w + g)·d).
+  T compute_at_into(std::size_t position, std::span<const T> query, const matrix_cref<T>& keys,
+                    const matrix_cref<T>& values, std::span<T> out,
+                    std::span<const bool> key_mask = {}) const {
+    const auto n = static_cast<std::size_t>(keys.rows());
+    const auto dv = static_cast<std::size_t>(values.cols());
+    require_dimension("query.size()", query.size(), cfg_.dim);
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), cfg_.dim);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    require_dimension("out.size() (must equal values.cols())", out.size(), dv);
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), n);
+    const auto idx = keys_for(position, n);
+    T* scores = detail::thread_scratch<T>(std::max<std::size_t>(idx.size(), 1));
+    T lse = T(0);
+    const auto status = detail::sparse_attention_row(
+        query.data(), keys.data(), static_cast<std::size_t>(keys.outerStride()), values.data(),
+        static_cast<std::size_t>(values.outerStride()), cfg_.dim, dv, idx.data(), idx.size(),
+        scale_, key_mask.empty() ? nullptr : key_mask.data(), cfg_.check_finite, scores, out.data(),
+        lse);
+    if (status != detail::sparse_row_status::ok) diagnose(query, keys, values, idx);
+    return lse;
+  }
+
+  /// \brief One query at sequence `position` (`last_position` = n − 1); optional key mask.
+  [[nodiscard]] std::vector<T> compute_at(std::size_t position, std::span<const T> query,
+                                          const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                                          std::span<const bool> key_mask = {}) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_at_into(position, query, keys, values, out, key_mask);
+    return out;
+  }
+
+  /// \brief The `attention_mechanism` entry point: one query at `config().position`. Throws
+  /// `invalid_config` when no position is configured (nothing is assumed; see `compute_at`).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    return compute_at(configured_position(), query, keys, values);
+  }
+
+  /// \brief `compute` with a key mask (`true` = visible).
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask) const {
+    require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
+    return compute_at(configured_position(), query, keys, values, key_mask);
+  }
+
+  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
+  [[nodiscard]] std::vector<T> compute_at(std::size_t position, const std::vector<T>& query,
+                                          const std::vector<std::vector<T>>& keys,
+                                          const std::vector<std::vector<T>>& values) const {
+    return compute_at(position, std::span<const T>(query), to_matrix(keys, "keys"),
+                      to_matrix(values, "values"));
+  }
+
+  /// \brief Seeds-shaped adapter of `compute` (needs `config().position`).
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute_at(configured_position(), query, keys, values);
+  }
+
+ private:
+  [[nodiscard]] std::size_t configured_position() const {
+    if (!cfg_.position) {
+      throw invalid_config(
+          "invalid config: local_global_attention::compute needs the query's position in the "
+          "sequence: set local_global_config::position (local_global_config::last_position for "
+          "the last token) or call compute_at(position, query, keys, values)");
+    }
+    return *cfg_.position;
+  }
+
+  static std::size_t resolve_position(std::size_t position, std::size_t n) {
+    require_non_empty("sequence (keys)", n);
+    if (position == local_global_config::last_position) return n - 1;
+    if (position >= n) {
+      std::ostringstream os;
+      os << "invalid argument: position = " << position << " is out of range for a sequence of "
+         << n << " tokens (expected < " << n << ")";
+      throw invalid_argument(os.str());
+    }
+    return position;
+  }
+
+  static void require_queries_fit(std::size_t lq, std::size_t lk) {
+    if (lq > lk) {
+      std::ostringstream os;
+      os << "dimension mismatch: q.rows() (queries) is " << lq
+         << ", expected at most k.rows() = " << lk
+         << " (queries are the last Lq of the Lk positions)";
+      throw dimension_mismatch(os.str());
+    }
+  }
+
+  [[nodiscard]] sparse_attention_options<T> options(std::span<const bool> key_mask) const {
+    sparse_attention_options<T> o;
+    o.scale = scale_;
+    o.key_mask = key_mask;
+    o.check_finite = cfg_.check_finite;
+    return o;  // causality is already in the pattern
+  }
+
+  [[noreturn]] static void diagnose(std::span<const T> query, const matrix_cref<T>& keys,
+                                    const matrix_cref<T>& values,
+                                    const std::vector<std::size_t>& idx) {
+    require_finite<T>("query", query);
+    for (const matrix_cref<T>* m : {&keys, &values}) {
+      for (const std::size_t j : idx) {
+        for (Eigen::Index c = 0; c < m->cols(); ++c) {
+          const T x = (*m)(static_cast<Eigen::Index>(j), c);
+          if (!std::isfinite(x))
+            detail::throw_non_finite(m == &keys ? "keys" : "values", j, static_cast<std::size_t>(c),
+                                     x);
+        }
+      }
+    }
+    throw non_finite_input(
+        "non-finite input: an attention score or output overflowed although query, keys and "
+        "values are finite (reduce the input magnitude or the scale)");
+  }
+
+  local_global_config cfg_;
+  T scale_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/sparse/local_global.hpp ----
 // ---- begin ruvector/attention/sparse/partial.hpp ----
 /// \file sparse/partial.hpp
 /// \brief Exact merging of partial attention results, and ring attention built on it.
@@ -2915,7 +4429,8 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
     const CMap kb(k.row(b, hk, 0), idx(Lk), idx(d), Stride(k.stride(2), 1));
     const CMap vb(v.row(b, hk, 0), idx(Lk), idx(dv), Stride(v.stride(2), 1));
     MMap ob(out.row(b, h, i0), idx(rows), idx(dv), Stride(out.stride(2), 1));
-    if (Lk > 0) s.noalias() = (qb * kb.transpose()) * scale;
+    if (Lk > 0)
+      s.noalias() = scale * (qb * kb.transpose());  // scalar on the left: folded into the GEMM
 
     for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t i = i0 + r;

@@ -18,6 +18,9 @@ template <class T>
 class linear_attention;
 template <class T>
 class linear_key_state;
+template <class T>
+class local_global_attention;
+class sparse_pattern;
 class rng;
 
 }  // namespace ruvector::attention

@@ -131,7 +131,7 @@ void flash_forward(const tensor_view<const T, 4>& q, const tensor_view<const T, 
       MMap s(s_buf, idx(rows), idx(cols), Stride(idx(cols), 1));
       const CMap kb(k.row(b, hk, j0), idx(cols), idx(d), Stride(k.stride(2), 1));
       const CMap vb(v.row(b, hk, j0), idx(cols), idx(dv), Stride(v.stride(2), 1));
-      s.noalias() = (qb * kb.transpose()) * scale;
+      s.noalias() = scale * (qb * kb.transpose());  // scalar on the left: folded into the GEMM
       // Tiles that straddle the causal diagonal need element masking.
       const bool diagonal = causal && causal_limit(i0, *causal, Lk) < j0 + cols;
 

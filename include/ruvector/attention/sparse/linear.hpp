@@ -186,7 +186,7 @@ struct linear_feature_params {
   // out[r, :] = ℓ(x_r) = log φ(x_r) (FAVOR+) or φ(x_r) = elu(x_r) + 1 (elu+1), for the rows of x.
   void rows(const matrix_cref<T>& x, matrix_ref<T> out) const {
     if (favor()) {
-      out.noalias() = (x * w.transpose()) * x_scale;
+      out.noalias() = x_scale * (x * w.transpose());  // scalar on the left: folded into the GEMM
       for (Eigen::Index r = 0; r < x.rows(); ++r)
         out.row(r).array() -= half_sq * x.row(r).squaredNorm() - log_norm;
     } else {

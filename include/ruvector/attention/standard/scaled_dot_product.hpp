@@ -114,7 +114,8 @@ void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
     const CMap kb(k.row(b, hk, 0), idx(Lk), idx(d), Stride(k.stride(2), 1));
     const CMap vb(v.row(b, hk, 0), idx(Lk), idx(dv), Stride(v.stride(2), 1));
     MMap ob(out.row(b, h, i0), idx(rows), idx(dv), Stride(out.stride(2), 1));
-    if (Lk > 0) s.noalias() = (qb * kb.transpose()) * scale;
+    if (Lk > 0)
+      s.noalias() = scale * (qb * kb.transpose());  // scalar on the left: folded into the GEMM
 
     for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t i = i0 + r;
