@@ -214,6 +214,33 @@ void run_linear(const matrix& doc) {
   std::printf("    time       %.2f us per query from the key state\n", us);
 }
 
+void run_sparse(const matrix& doc) {
+  header("sparse patterns + sparse_attention, local_global_attention (Longformer)",
+         "BigBird block-sparse and top-k patterns over the document; a window of 4 plus 2 global "
+         "tokens");
+  ra::block_sparse_options bigbird;
+  bigbird.block_size = 4;
+  bigbird.random_blocks = 1;
+  bigbird.seed = 5;
+  const ra::sparse_pattern bb = ra::make_block_sparse_pattern(kTokens, kTokens, bigbird);
+  const ra::sparse_pattern top = ra::make_topk_pattern(doc, doc, 6);
+  std::printf("    patterns   bigbird density %.3f (%zu pairs), top-6 density %.3f\n", bb.density(),
+              bb.nnz(), top.density());
+  const matrix y_bb = ra::sparse_attention(doc, doc, doc, bb);
+  const matrix y_top = ra::sparse_attention(doc, doc, doc, top);
+  print_vector("bigbird[3]", y_bb.row(3).data(), kWidth);
+  print_vector("top-6[3]", y_top.row(3).data(), kWidth);
+  const ra::local_global_attention<float> lg(kWidth, /*window=*/4, /*num_global=*/2);
+  const matrix y_lg = lg.forward(doc, doc, doc);
+  const auto at = lg.compute_at(20, std::span<const float>(doc.row(20).data(), kWidth), doc, doc);
+  std::printf("    local-glob query 20 sees %zu of %d keys; compute_at(20) == forward row 20: %s\n",
+              lg.keys_for(20, kTokens).size(), kTokens,
+              std::abs(at[0] - y_lg(20, 0)) < 1e-5f ? "yes" : "no");
+  print_vector("lg[20]", y_lg.row(20).data(), kWidth);
+  const double us = time_us(100, [&] { (void)lg.forward(doc, doc, doc); });
+  std::printf("    time       %.1f us per local-global forward (L=%d)\n", us, kTokens);
+}
+
 }  // namespace
 
 int main() {
@@ -227,6 +254,7 @@ int main() {
   run_multi_head(doc);
   run_flash(doc);
   run_linear(doc);
+  run_sparse(doc);
   std::printf("\ndone.\n");
   return 0;
 }
