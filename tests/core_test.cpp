@@ -1,4 +1,6 @@
 // core/: tensor views, errors and validation, masks, the seeded RNG and parallel_for.
+#include "ruvector/attention/core.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,7 +11,6 @@
 #include <vector>
 
 #include "ruvector/attention/concepts.hpp"
-#include "ruvector/attention/core.hpp"
 
 namespace ra = ruvector::attention;
 
@@ -38,7 +39,8 @@ std::string message_of(F&& f) {
 }
 
 TEST(Validation, MessagesNameTheArgumentAndTheExpectedValue) {
-  const auto m = message_of<ra::dimension_mismatch>([] { ra::require_dimension("keys.cols()", 3, 4); });
+  const auto m =
+      message_of<ra::dimension_mismatch>([] { ra::require_dimension("keys.cols()", 3, 4); });
   EXPECT_NE(m.find("keys.cols()"), std::string::npos) << m;
   EXPECT_NE(m.find("3"), std::string::npos) << m;
   EXPECT_NE(m.find("expected 4"), std::string::npos) << m;
@@ -62,7 +64,8 @@ TEST(Validation, RequireFiniteNamesTheFirstBadIndex) {
   // Row-strided matrix form names row and column; padding between rows is ignored.
   std::vector<float> mat{1, 2, NAN /*pad*/, 3, INFINITY, 0 /*pad*/};
   EXPECT_NO_THROW(ra::require_finite("k", mat.data(), 1, 2, 3));
-  const auto m2 = message_of<ra::non_finite_input>([&] { ra::require_finite("k", mat.data(), 2, 2, 3); });
+  const auto m2 =
+      message_of<ra::non_finite_input>([&] { ra::require_finite("k", mat.data(), 2, 2, 3); });
   EXPECT_NE(m2.find("k[1][1]"), std::string::npos) << m2;
 }
 
@@ -105,8 +108,9 @@ TEST(MatrixView, RawBuffersAndVectorsOfVectors) {
   const auto mm = ra::to_matrix<double>({{1, 2}, {3, 4}, {5, 6}});
   EXPECT_EQ(mm.rows(), 3);
   EXPECT_EQ(mm(2, 1), 6.0);
-  const auto msg = message_of<ra::dimension_mismatch>(
-      [] { (void)ra::to_matrix<double>({{1, 2}, {3}}, "keys"); });
+  const auto msg = message_of<ra::dimension_mismatch>([] {
+    (void)ra::to_matrix<double>({{1, 2}, {3}}, "keys");
+  });
   EXPECT_NE(msg.find("keys[1]"), std::string::npos) << msg;
 }
 
@@ -120,7 +124,9 @@ TEST(Masks, CausalIsBottomRightAligned) {
       for (std::size_t i = 0; i < lq; ++i) {
         std::size_t visible = 0;
         for (std::size_t j = 0; j < lk; ++j) {
-          const bool expected = static_cast<long>(j) <= static_cast<long>(i) + static_cast<long>(lk) - static_cast<long>(lq);
+          const bool expected = static_cast<long>(j) <= static_cast<long>(i) +
+                                                            static_cast<long>(lk) -
+                                                            static_cast<long>(lq);
           EXPECT_EQ(m[i * lk + j], expected) << lq << "x" << lk << " i=" << i << " j=" << j;
           visible += expected;
         }

@@ -6,6 +6,8 @@
 // argument as tests/scaled_dot_product_test.cpp (each score carries ~√d·2^-24 of rounding and the
 // output is a convex combination of O(1) values). The online rescaling adds one rounding per key
 // block and row (≤ Lk/B_k factors of 1 ± 2^-24), far inside the budget for the sizes used here.
+#include "ruvector/attention/sparse/flash.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,15 +22,17 @@
 #include "ruvector/attention/concepts.hpp"
 #include "ruvector/attention/core/error.hpp"
 #include "ruvector/attention/core/parallel.hpp"
-#include "ruvector/attention/sparse/flash.hpp"
 #include "ruvector/attention/sparse/partial.hpp"
 #include "ruvector/attention/standard/scaled_dot_product.hpp"
+#include "support/helpers.hpp"
 #include "support/oracle.hpp"
 
 namespace ra = ruvector::attention;
 namespace orc = ruvector_test::oracle;
 
 namespace {
+
+using ruvector_test::to_eigen;
 
 template <class T>
 constexpr double kTol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
@@ -66,19 +70,11 @@ tensor4<T> random_tensor(std::size_t a, std::size_t b, std::size_t c, std::size_
 }
 
 template <class T>
-ra::row_matrix<T> to_eigen(const orc::dmat& m) {
-  ra::row_matrix<T> out(static_cast<Eigen::Index>(m.rows), static_cast<Eigen::Index>(m.cols));
-  for (std::size_t i = 0; i < m.rows; ++i)
-    for (std::size_t j = 0; j < m.cols; ++j)
-      out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = static_cast<T>(m(i, j));
-  return out;
-}
-
-template <class T>
 double row_error(const T* got, const std::vector<double>& ref) {
   double e = 0;
   for (std::size_t c = 0; c < ref.size(); ++c)
-    e = std::max(e, std::abs(static_cast<double>(got[c]) - ref[c]) / std::max(1.0, std::abs(ref[c])));
+    e = std::max(e,
+                 std::abs(static_cast<double>(got[c]) - ref[c]) / std::max(1.0, std::abs(ref[c])));
   return e;
 }
 
@@ -88,7 +84,8 @@ void expect_lse(T got, double ref, const std::string& what) {
   if (ref == kNegInf) {
     EXPECT_EQ(static_cast<double>(got), kNegInf) << what;
   } else {
-    EXPECT_LE(std::abs(static_cast<double>(got) - ref) / std::max(1.0, std::abs(ref)), kTol<T>) << what;
+    EXPECT_LE(std::abs(static_cast<double>(got) - ref) / std::max(1.0, std::abs(ref)), kTol<T>)
+        << what;
   }
 }
 
@@ -102,11 +99,11 @@ struct flash_case {
 
 template <class T>
 void run_flash_case(const flash_case& c, std::uint64_t seed) {
-  SCOPED_TRACE(::testing::Message() << "B=" << c.B << " H=" << c.H << " Hkv=" << c.Hkv << " Lq=" << c.Lq
-                                    << " Lk=" << c.Lk << " d=" << c.d << " dv=" << c.dv
-                                    << " causal=" << c.causal << " mask=" << c.key_mask
-                                    << " bias=" << c.bias << " blocks=" << c.blocks.query << "x"
-                                    << c.blocks.key);
+  SCOPED_TRACE(::testing::Message()
+               << "B=" << c.B << " H=" << c.H << " Hkv=" << c.Hkv << " Lq=" << c.Lq
+               << " Lk=" << c.Lk << " d=" << c.d << " dv=" << c.dv << " causal=" << c.causal
+               << " mask=" << c.key_mask << " bias=" << c.bias << " blocks=" << c.blocks.query
+               << "x" << c.blocks.key);
   const auto q = random_tensor<T>(c.B, c.H, c.Lq, c.d, seed);
   const auto k = random_tensor<T>(c.B, c.Hkv, c.Lk, c.d, seed + 1);
   const auto v = random_tensor<T>(c.B, c.Hkv, c.Lk, c.dv, seed + 2);
@@ -137,13 +134,15 @@ void run_flash_case(const flash_case& c, std::uint64_t seed) {
       for (std::size_t j = 0; j < c.Lk; ++j) km.push_back(mask[b * c.Lk + j]);
     for (std::size_t h = 0; h < c.H; ++h) {
       const std::size_t hk = h / (c.H / c.Hkv);
-      const auto ref = orc::reference_attention(q.slice(b, h), k.slice(b, hk), v.slice(b, hk), scale,
-                                                c.causal, km, c.bias ? bias.slice(0, h) : orc::dmat{});
+      const auto ref =
+          orc::reference_attention(q.slice(b, h), k.slice(b, hk), v.slice(b, hk), scale, c.causal,
+                                   km, c.bias ? bias.slice(0, h) : orc::dmat{});
       for (std::size_t i = 0; i < c.Lq; ++i) {
         const T* got = &out.buf[((b * c.H + h) * c.Lq + i) * c.dv];
         EXPECT_LE(row_error(got, ref.out.row(i)), kTol<T>) << "b=" << b << " h=" << h << " i=" << i;
-        expect_lse(lse[(b * c.H + h) * c.Lq + i], ref.lse[i],
-                   "lse b=" + std::to_string(b) + " h=" + std::to_string(h) + " i=" + std::to_string(i));
+        expect_lse(
+            lse[(b * c.H + h) * c.Lq + i], ref.lse[i],
+            "lse b=" + std::to_string(b) + " h=" + std::to_string(h) + " i=" + std::to_string(i));
       }
     }
   }
@@ -157,9 +156,9 @@ TYPED_TEST_SUITE(FlashTest, Scalars);
 TYPED_TEST(FlashTest, MatchesOracleOverShapesMasksAndBlockSizes) {
   using T = TypeParam;
   const flash_case cases[] = {
-      {1, 1, 1, 1, 1, 8, 8, false, false, false, {}},          // L = 1
-      {1, 1, 1, 1, 1, 8, 8, true, false, false, {}},           // L = 1, causal
-      {2, 2, 2, 33, 33, 16, 16, false, false, false, {8, 8}},  // L not a multiple of the block
+      {1, 1, 1, 1, 1, 8, 8, false, false, false, {}},           // L = 1
+      {1, 1, 1, 1, 1, 8, 8, true, false, false, {}},            // L = 1, causal
+      {2, 2, 2, 33, 33, 16, 16, false, false, false, {8, 8}},   // L not a multiple of the block
       {2, 4, 2, 40, 57, 32, 24, true, false, false, {16, 16}},  // GQA, Lq < Lk, causal
       {1, 3, 1, 70, 50, 20, 12, true, false, false, {16, 8}},   // MQA, Lq > Lk: top rows empty
       {3, 2, 1, 45, 45, 64, 64, true, true, false, {32, 16}},   // causal + key mask (batch 1 empty)
@@ -179,8 +178,16 @@ TYPED_TEST(FlashTest, RandomShapesProperty) {
   std::mt19937_64 gen(7);
   for (int trial = 0; trial < 25; ++trial) {
     const std::size_t hkv = 1 + gen() % 2;
-    flash_case c{1 + gen() % 2, hkv * (1 + gen() % 2), hkv, 1 + gen() % 90, 1 + gen() % 90,
-                 1 + gen() % 40, 1 + gen() % 20, gen() % 2 == 0, gen() % 3 == 0, gen() % 3 == 0,
+    flash_case c{1 + gen() % 2,
+                 hkv * (1 + gen() % 2),
+                 hkv,
+                 1 + gen() % 90,
+                 1 + gen() % 90,
+                 1 + gen() % 40,
+                 1 + gen() % 20,
+                 gen() % 2 == 0,
+                 gen() % 3 == 0,
+                 gen() % 3 == 0,
                  {1 + gen() % 40, 1 + gen() % 40}};
     run_flash_case<T>(c, 1000 + static_cast<std::uint64_t>(trial) * 17);
   }
@@ -218,8 +225,7 @@ TYPED_TEST(FlashTest, EqualsSdpaOnTheSameInputs) {
   ra::flash_options<T> fo;
   fo.mask.causal = true;
   ra::flash_sdpa<T>(q.cview(), k.cview(), v.cview(), b.view(), fo);
-  for (std::size_t i = 0; i < a.buf.size(); ++i)
-    ASSERT_NEAR(a.buf[i], b.buf[i], 2 * kTol<T>) << i;
+  for (std::size_t i = 0; i < a.buf.size(); ++i) ASSERT_NEAR(a.buf[i], b.buf[i], 2 * kTol<T>) << i;
 }
 
 TYPED_TEST(FlashTest, ThreadCountDoesNotChangeTheResult) {
@@ -250,9 +256,11 @@ TYPED_TEST(FlashTest, NonFiniteInputsAndBadShapesAreRejected) {
     EXPECT_NE(std::string(e.what()).find("k[0][1][5][3]"), std::string::npos) << e.what();
   }
   tensor4<T> wrong(1, 2, 10, 7);
-  EXPECT_THROW(ra::flash_sdpa<T>(q.cview(), k.cview(), v.cview(), wrong.view()), ra::dimension_mismatch);
+  EXPECT_THROW(ra::flash_sdpa<T>(q.cview(), k.cview(), v.cview(), wrong.view()),
+               ra::dimension_mismatch);
   const auto k3 = random_tensor<T>(1, 3, 12, 8, 34);  // 3 kv heads do not divide 2 query heads
-  EXPECT_THROW(ra::flash_sdpa<T>(q.cview(), k3.cview(), v.cview(), out.view()), ra::dimension_mismatch);
+  EXPECT_THROW(ra::flash_sdpa<T>(q.cview(), k3.cview(), v.cview(), out.view()),
+               ra::dimension_mismatch);
 }
 
 // ---- single query / sequence API ---------------------------------------------------------------
@@ -270,14 +278,16 @@ TYPED_TEST(FlashTest, DecodePathMatchesOracleForAnyBlockSize) {
     for (std::size_t j = 0; j < n; ++j) m[j] = mask[j] = (j * 7) % 5 != 0;
     const auto ref = orc::reference_attention(orc::rounded<T>(Q), orc::rounded<T>(K),
                                               orc::rounded<T>(V), 1 / std::sqrt(24.0));
-    const auto ref_m = orc::reference_attention(orc::rounded<T>(Q), orc::rounded<T>(K),
-                                                orc::rounded<T>(V), 1 / std::sqrt(24.0), false, mask);
+    const auto ref_m =
+        orc::reference_attention(orc::rounded<T>(Q), orc::rounded<T>(K), orc::rounded<T>(V),
+                                 1 / std::sqrt(24.0), false, mask);
     for (std::size_t block : {0, 1, 7, 64, 512}) {
       const ra::flash_attention<T> fa(24, block);
       const auto out = fa.compute(q, Kt, Vt);
       EXPECT_LE(row_error(out.data(), ref.out.row(0)), kTol<T>) << "n=" << n << " block=" << block;
       const auto outm = fa.compute_with_mask(q, Kt, Vt, std::span<const bool>(m.get(), n));
-      EXPECT_LE(row_error(outm.data(), ref_m.out.row(0)), kTol<T>) << "n=" << n << " block=" << block;
+      EXPECT_LE(row_error(outm.data(), ref_m.out.row(0)), kTol<T>)
+          << "n=" << n << " block=" << block;
     }
   }
 }
@@ -322,12 +332,14 @@ TYPED_TEST(FlashTest, PartialsMergeExactlyInAnyOrderAndGrouping) {
     std::vector<ra::attention_partial<T>> ps;
     for (std::size_t p = 0; p + 1 < cuts.size(); ++p) {
       const auto rows = static_cast<Eigen::Index>(cuts[p + 1] - cuts[p]);
-      ps.push_back(ra::partial_attention<T>(q, Kt.middleRows(static_cast<Eigen::Index>(cuts[p]), rows),
-                                            Vt.middleRows(static_cast<Eigen::Index>(cuts[p]), rows)));
+      ps.push_back(
+          ra::partial_attention<T>(q, Kt.middleRows(static_cast<Eigen::Index>(cuts[p]), rows),
+                                   Vt.middleRows(static_cast<Eigen::Index>(cuts[p]), rows)));
     }
     // An all-masked partial is the identity.
     std::unique_ptr<bool[]> none(new bool[3]{false, false, false});
-    ps.push_back(ra::partial_attention<T>(q, Kt.topRows(3), Vt.topRows(3), std::span<const bool>(none.get(), 3)));
+    ps.push_back(ra::partial_attention<T>(q, Kt.topRows(3), Vt.topRows(3),
+                                          std::span<const bool>(none.get(), 3)));
     EXPECT_EQ(ps.back().lse, -std::numeric_limits<T>::infinity());
     std::shuffle(ps.begin(), ps.end(), gen);
     const auto all = ra::merge_partials<T>(ps);
@@ -375,13 +387,15 @@ TYPED_TEST(FlashTest, TheOriginalRingMergeRuleIsWrongAndOursIsNot) {
   std::vector<double> acc(16, 0.0);
   for (const auto& p : ps) {
     const double mn = std::max(m, double(p.lse));
-    const double a = std::isinf(m) ? 0.0 : std::exp(m - mn), w = std::exp(double(p.lse)) * std::exp(p.lse - mn);
+    const double a = std::isinf(m) ? 0.0 : std::exp(m - mn),
+                 w = std::exp(double(p.lse)) * std::exp(p.lse - mn);
     l = l * a + w;
     for (std::size_t c = 0; c < 16; ++c) acc[c] = acc[c] * a + w * p.output[c];
     m = mn;
   }
   double wrong = 0;
-  for (std::size_t c = 0; c < 16; ++c) wrong = std::max(wrong, std::abs(acc[c] / l - ref.out(0, c)));
+  for (std::size_t c = 0; c < 16; ++c)
+    wrong = std::max(wrong, std::abs(acc[c] / l - ref.out(0, c)));
   EXPECT_GT(wrong, 1e-3);  // the original rule is off by far more than rounding
   const auto ok = ra::merge_partials<T>(ps);
   EXPECT_LE(row_error(ok.output.data(), ref.out.row(0)), kTol<T>);
@@ -408,9 +422,12 @@ TYPED_TEST(FlashTest, RingAttentionEqualsFullAttention) {
       const auto Qt = to_eigen<T>(Q), Kt = to_eigen<T>(K), Vt = to_eigen<T>(V);
       std::size_t qo = 0, ko = 0;
       for (std::size_t p = 0; p < D; ++p) {
-        qs.push_back(Qt.middleRows(static_cast<Eigen::Index>(qo), static_cast<Eigen::Index>(lq[p])));
-        ks.push_back(Kt.middleRows(static_cast<Eigen::Index>(ko), static_cast<Eigen::Index>(lk[p])));
-        vs.push_back(Vt.middleRows(static_cast<Eigen::Index>(ko), static_cast<Eigen::Index>(lk[p])));
+        qs.push_back(
+            Qt.middleRows(static_cast<Eigen::Index>(qo), static_cast<Eigen::Index>(lq[p])));
+        ks.push_back(
+            Kt.middleRows(static_cast<Eigen::Index>(ko), static_cast<Eigen::Index>(lk[p])));
+        vs.push_back(
+            Vt.middleRows(static_cast<Eigen::Index>(ko), static_cast<Eigen::Index>(lk[p])));
         qo += lq[p];
         ko += lk[p];
       }
@@ -419,8 +436,9 @@ TYPED_TEST(FlashTest, RingAttentionEqualsFullAttention) {
       std::size_t row = 0;
       for (std::size_t p = 0; p < D; ++p) {
         for (std::size_t i = 0; i < lq[p]; ++i, ++row) {
-          EXPECT_LE(row_error(r.outputs[p].row(static_cast<Eigen::Index>(i)).data(), ref.out.row(row)),
-                    kTol<T>)
+          EXPECT_LE(
+              row_error(r.outputs[p].row(static_cast<Eigen::Index>(i)).data(), ref.out.row(row)),
+              kTol<T>)
               << "D=" << D << " causal=" << causal << " shard " << p << " row " << i;
           expect_lse(r.lse[p][i], ref.lse[row], "ring lse");
         }
@@ -431,8 +449,8 @@ TYPED_TEST(FlashTest, RingAttentionEqualsFullAttention) {
 
 TYPED_TEST(FlashTest, RingAttentionValidatesShards) {
   using T = TypeParam;
-  std::vector<ra::row_matrix<T>> qs{ra::row_matrix<T>::Ones(2, 4)}, ks{ra::row_matrix<T>::Ones(3, 4)},
-      vs{ra::row_matrix<T>::Ones(2, 4)};
+  std::vector<ra::row_matrix<T>> qs{ra::row_matrix<T>::Ones(2, 4)},
+      ks{ra::row_matrix<T>::Ones(3, 4)}, vs{ra::row_matrix<T>::Ones(2, 4)};
   EXPECT_THROW((void)ra::ring_attention<T>(qs, ks, vs), ra::dimension_mismatch);
   EXPECT_THROW((void)ra::ring_attention<T>({}, {}, {}), ra::invalid_argument);
 }

@@ -1,6 +1,8 @@
 // Kernel layer vs the scalar double-precision references in kernels/detail/reference/, for every
 // length 0..70 and misaligned starts (offsets 0..3 elements past an aligned buffer), float and
 // double.
+#include "ruvector/attention/kernels.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include <random>
 #include <vector>
 
-#include "ruvector/attention/kernels.hpp"
 #include "ruvector/attention/kernels/detail/reference/kernels.hpp"
 
 namespace ra = ruvector::attention;
@@ -64,7 +65,8 @@ TYPED_TEST(KernelTest, DotMatchesReferenceAllLengthsAndOffsets) {
     for (std::size_t n = 0; n <= kMaxLen; ++n) {
       const double expected = ref::dot(a.data() + off, b.data() + off, n);
       const double got = rk::dot(a.data() + off, b.data() + off, n);
-      EXPECT_NEAR(got, expected, tolerance<T>::rel * (1 + abs_dot(a.data() + off, b.data() + off, n)))
+      EXPECT_NEAR(got, expected,
+                  tolerance<T>::rel * (1 + abs_dot(a.data() + off, b.data() + off, n)))
           << "n=" << n << " off=" << off;
     }
   }
@@ -77,7 +79,8 @@ TYPED_TEST(KernelTest, SumAndMaxMatchReference) {
   for (std::size_t off = 0; off <= kMaxOffset; ++off) {
     for (std::size_t n = 0; n <= kMaxLen; ++n) {
       const T* p = x.data() + off;
-      EXPECT_NEAR(rk::sum(p, n), ref::sum(p, n), tolerance<T>::rel * (1 + abs_dot(p, ones.data(), n)))
+      EXPECT_NEAR(rk::sum(p, n), ref::sum(p, n),
+                  tolerance<T>::rel * (1 + abs_dot(p, ones.data(), n)))
           << "n=" << n << " off=" << off;
       // max is exact: it selects one of its inputs.
       EXPECT_EQ(static_cast<double>(rk::max(p, n)), ref::max(p, n)) << "n=" << n << " off=" << off;
@@ -247,7 +250,8 @@ TYPED_TEST(KernelTest, WeightedRowSumMatchesReference) {
         auto out = random_vector<T>(dv + 2, 22 + dv);
         const auto before = out;
         if (beta == 0.0 && dv > 0) out[1] = std::numeric_limits<T>::quiet_NaN();  // ignored
-        rk::weighted_row_sum(w.data(), n, v.data() + 1, dv, ld, static_cast<T>(beta), out.data() + 1);
+        rk::weighted_row_sum(w.data(), n, v.data() + 1, dv, ld, static_cast<T>(beta),
+                             out.data() + 1);
         const auto expected =
             ref::weighted_row_sum(w.data(), n, v.data() + 1, dv, ld, beta, before.data() + 1);
         for (std::size_t c = 0; c < dv; ++c) {
@@ -293,7 +297,8 @@ TYPED_TEST(KernelTest, OnlineSoftmaxEqualsOneShotForAnySplit) {
     for (std::size_t c = 0; c < dv; ++c) {
       EXPECT_NEAR(out[c], expected[c], 1e3 * std::numeric_limits<T>::epsilon()) << "blk=" << blk;
     }
-    EXPECT_NEAR(st.log_sum_exp(), lse_ref, 64 * std::numeric_limits<T>::epsilon() * std::abs(lse_ref));
+    EXPECT_NEAR(st.log_sum_exp(), lse_ref,
+                64 * std::numeric_limits<T>::epsilon() * std::abs(lse_ref));
   }
 }
 
@@ -323,7 +328,8 @@ TYPED_TEST(KernelTest, OnlineSoftmaxMergeIsExactInAnyOrderAndGrouping) {
     st.finalize(out.data());
     for (std::size_t c = 0; c < dv; ++c)
       EXPECT_NEAR(out[c], exp_masked[c], 1e3 * std::numeric_limits<T>::epsilon()) << what;
-    EXPECT_NEAR(st.log_sum_exp(), lse_ref, 64 * std::numeric_limits<T>::epsilon() * std::abs(lse_ref))
+    EXPECT_NEAR(st.log_sum_exp(), lse_ref,
+                64 * std::numeric_limits<T>::epsilon() * std::abs(lse_ref))
         << what;
   };
   auto left = parts[0];  // ((0 1) 2) 3

@@ -41,12 +41,17 @@
 #include "ruvector/attention/concepts.hpp"
 #include "ruvector/attention/core/error.hpp"
 #include "ruvector/attention/core/tensor_view.hpp"
+#include "support/helpers.hpp"
 #include "support/oracle.hpp"
 
 namespace ra = ruvector::attention;
 namespace orc = ruvector_test::oracle;
 
 namespace {
+
+using ruvector_test::thrown_message;
+using ruvector_test::to_eigen;
+using ruvector_test::to_vec;
 
 static_assert(ra::masked_attention_mechanism<ra::linear_attention<float>>);
 static_assert(ra::masked_attention_mechanism<ra::linear_attention<double>>);
@@ -58,20 +63,6 @@ constexpr double kTol = std::is_same_v<T, float> ? 5e-6 : 1e-12;
 
 using ld = long double;
 
-template <class T>
-ra::row_matrix<T> to_eigen(const orc::dmat& m) {
-  ra::row_matrix<T> out(static_cast<Eigen::Index>(m.rows), static_cast<Eigen::Index>(m.cols));
-  for (std::size_t i = 0; i < m.rows; ++i)
-    for (std::size_t j = 0; j < m.cols; ++j)
-      out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = static_cast<T>(m(i, j));
-  return out;
-}
-
-template <class T>
-std::vector<T> to_vec(const std::vector<double>& v) {
-  return std::vector<T>(v.begin(), v.end());
-}
-
 // A bool buffer usable as std::span<const bool> (std::vector<bool> is not contiguous).
 struct bool_buffer {
   std::unique_ptr<bool[]> data;
@@ -81,20 +72,6 @@ struct bool_buffer {
   }
   [[nodiscard]] std::span<const bool> span() const { return {data.get(), size}; }
 };
-
-template <class E, class F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "unexpected exception type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return {};
-}
 
 #define LINEAR_EXPECT_MESSAGE_HAS(msg, needle) \
   EXPECT_NE(std::string(msg).find(needle), std::string::npos) << "message: " << (msg)

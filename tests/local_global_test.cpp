@@ -26,12 +26,18 @@
 #include "ruvector/attention/concepts.hpp"
 #include "ruvector/attention/core/error.hpp"
 #include "ruvector/attention/core/tensor_view.hpp"
+#include "support/helpers.hpp"
 #include "support/oracle.hpp"
 
 namespace ra = ruvector::attention;
 namespace orc = ruvector_test::oracle;
 
 namespace {
+
+using ruvector_test::row_of;
+using ruvector_test::thrown_message;
+using ruvector_test::to_eigen;
+using ruvector_test::to_vec;
 
 template <class T>
 constexpr double kTol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
@@ -42,42 +48,6 @@ static_assert(ra::attention_mechanism<ra::local_global_attention<float>>);
 static_assert(ra::attention_mechanism<ra::local_global_attention<double>>);
 static_assert(ra::masked_attention_mechanism<ra::local_global_attention<float>>);
 static_assert(ra::masked_attention_mechanism<ra::local_global_attention<double>>);
-
-template <class T>
-ra::row_matrix<T> to_eigen(const orc::dmat& m) {
-  ra::row_matrix<T> out(static_cast<Eigen::Index>(m.rows), static_cast<Eigen::Index>(m.cols));
-  for (std::size_t i = 0; i < m.rows; ++i)
-    for (std::size_t j = 0; j < m.cols; ++j)
-      out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = static_cast<T>(m(i, j));
-  return out;
-}
-
-template <class T>
-std::vector<T> to_vec(const std::vector<double>& v) {
-  return std::vector<T>(v.begin(), v.end());
-}
-
-template <class T>
-std::vector<double> row_of(const ra::row_matrix<T>& m, std::size_t i) {
-  std::vector<double> r(static_cast<std::size_t>(m.cols()));
-  for (std::size_t c = 0; c < r.size(); ++c)
-    r[c] = static_cast<double>(m(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(c)));
-  return r;
-}
-
-template <class E, class F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "unexpected exception type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return {};
-}
 
 #define EXPECT_MESSAGE_HAS(msg, needle) \
   EXPECT_NE(std::string(msg).find(needle), std::string::npos) << "message: " << (msg)

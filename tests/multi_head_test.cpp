@@ -4,12 +4,14 @@
 //
 // Tolerances (kTol<T>, as max_i |got − ref| / max(|ref|, 1)):
 // - float: 1e-5 (≈ 170 ulp of 1). Three chained float stages (input projections of length ≤ 16,
-//   attention over ≤ 10 keys with heads of width ≤ 8, output projection of length ≤ 16), each adding
-//   ~√n·2^-24 relative to O(1) intermediates; the worst error observed over the cases below is
-//   5.2e-7, so 1e-5 keeps ~20× headroom while any real mistake (wrong head slice, transposed
+//   attention over ≤ 10 keys with heads of width ≤ 8, output projection of length ≤ 16), each
+//   adding ~√n·2^-24 relative to O(1) intermediates; the worst error observed over the cases below
+//   is 5.2e-7, so 1e-5 keeps ~20× headroom while any real mistake (wrong head slice, transposed
 //   weight, missing bias) is ≥ 1e-2.
 // - double: 1e-12 (the same argument with 2^-53; observed ≤ 1.2e-15).
 // Every input and weight is rounded to T before the oracle sees it.
+#include "ruvector/attention/standard/multi_head.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,13 +30,16 @@
 #include "ruvector/attention/concepts.hpp"
 #include "ruvector/attention/core/error.hpp"
 #include "ruvector/attention/core/tensor_view.hpp"
-#include "ruvector/attention/standard/multi_head.hpp"
+#include "support/helpers.hpp"
 #include "support/oracle.hpp"
 
 namespace ra = ruvector::attention;
 namespace orc = ruvector_test::oracle;
 
 namespace {
+
+using ruvector_test::thrown_message;
+using ruvector_test::to_eigen;
 
 template <class T>
 constexpr double kTol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
@@ -45,18 +50,10 @@ static_assert(ra::masked_attention_mechanism<ra::scaled_dot_product_attention<fl
 static_assert(ra::masked_attention_mechanism<ra::scaled_dot_product_attention<double>>);
 
 template <class T>
-ra::row_matrix<T> to_eigen(const orc::dmat& m) {
-  ra::row_matrix<T> out(static_cast<Eigen::Index>(m.rows), static_cast<Eigen::Index>(m.cols));
-  for (std::size_t i = 0; i < m.rows; ++i)
-    for (std::size_t j = 0; j < m.cols; ++j)
-      out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = static_cast<T>(m(i, j));
-  return out;
-}
-
-template <class T>
 Eigen::Matrix<T, Eigen::Dynamic, 1> to_eigen_vec(const std::vector<double>& v) {
   Eigen::Matrix<T, Eigen::Dynamic, 1> out(static_cast<Eigen::Index>(v.size()));
-  for (std::size_t i = 0; i < v.size(); ++i) out(static_cast<Eigen::Index>(i)) = static_cast<T>(v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    out(static_cast<Eigen::Index>(i)) = static_cast<T>(v[i]);
   return out;
 }
 
@@ -64,8 +61,14 @@ Eigen::Matrix<T, Eigen::Dynamic, 1> to_eigen_vec(const std::vector<double>& v) {
 template <class T>
 orc::mha_weights oracle_weights(const ra::multi_head_attention<T>& layer) {
   const auto& w = layer.weights();
-  orc::mha_weights o{orc::to_dmat(w.w_q), orc::to_dmat(w.w_k), orc::to_dmat(w.w_v),
-                     orc::to_dmat(w.w_o), {}, {}, {}, {}};
+  orc::mha_weights o{orc::to_dmat(w.w_q),
+                     orc::to_dmat(w.w_k),
+                     orc::to_dmat(w.w_v),
+                     orc::to_dmat(w.w_o),
+                     {},
+                     {},
+                     {},
+                     {}};
   if (layer.config().bias) {
     o.b_q = orc::to_dvec(w.b_q);
     o.b_k = orc::to_dvec(w.b_k);
@@ -96,20 +99,6 @@ ra::projection_weights<T> random_weights(const ra::multi_head_attention<T>& laye
     w.b_o = to_eigen_vec<T>(orc::random_vector(E, seed + 7, 0.5));
   }
   return w;
-}
-
-template <class E, class F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "unexpected exception type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return {};
 }
 
 #define EXPECT_MESSAGE_HAS(msg, needle) \
@@ -160,15 +149,16 @@ TYPED_TEST(MultiHeadTest, SelfAttentionMatchesOracle) {
   // With non-zero biases (Xavier initialises them to zero).
   layer.set_weights(random_weights(layer, 2, true));
   const auto w2 = oracle_weights(layer);
-  expect_close<T>(layer.forward(in.Xq), orc::reference_multi_head(in.xq, in.xq, in.xq, &w2, 4, 4, false).out,
+  expect_close<T>(layer.forward(in.Xq),
+                  orc::reference_multi_head(in.xq, in.xq, in.xq, &w2, 4, 4, false).out,
                   "self, random weights and biases");
 }
 
 TYPED_TEST(MultiHeadTest, CrossAttentionWithOtherKeyAndValueWidths) {
   using T = TypeParam;
   for (const bool bias : {true, false}) {
-    ra::multi_head_attention<T> layer(
-        ra::multi_head_config{.embed_dim = 12, .num_heads = 3, .kdim = 5, .vdim = 9, .bias = bias, .seed = 3});
+    ra::multi_head_attention<T> layer(ra::multi_head_config{
+        .embed_dim = 12, .num_heads = 3, .kdim = 5, .vdim = 9, .bias = bias, .seed = 3});
     EXPECT_EQ(layer.weights().w_k.cols(), 5);
     EXPECT_EQ(layer.weights().w_v.cols(), 9);
     EXPECT_EQ(layer.weights().b_q.size(), bias ? 12 : 0);
@@ -220,13 +210,16 @@ TYPED_TEST(MultiHeadTest, CausalFromConfigAndOverride) {
     const auto in = make_inputs<T>(lq, lk, 8, 8, 8, 13 + lk);
     const auto ref_causal = orc::reference_multi_head(in.xq, in.xk, in.xv, &w, 2, 2, true);
     const auto ref_full = orc::reference_multi_head(in.xq, in.xk, in.xv, &w, 2, 2, false);
-    expect_close<T>(causal_layer.forward(in.Xq, in.Xk, in.Xv), ref_causal.out, "config causal" + label);
+    expect_close<T>(causal_layer.forward(in.Xq, in.Xk, in.Xv), ref_causal.out,
+                    "config causal" + label);
     ra::multi_head_call<T> off;
     off.causal = false;
-    expect_close<T>(causal_layer.forward(in.Xq, in.Xk, in.Xv, off), ref_full.out, "override off" + label);
+    expect_close<T>(causal_layer.forward(in.Xq, in.Xk, in.Xv, off), ref_full.out,
+                    "override off" + label);
     ra::multi_head_call<T> on;
     on.causal = true;
-    expect_close<T>(plain_layer.forward(in.Xq, in.Xk, in.Xv, on), ref_causal.out, "override on" + label);
+    expect_close<T>(plain_layer.forward(in.Xq, in.Xk, in.Xv, on), ref_causal.out,
+                    "override on" + label);
     expect_close<T>(plain_layer.forward(in.Xq, in.Xk, in.Xv), ref_full.out, "config off" + label);
   }
 }
@@ -234,7 +227,8 @@ TYPED_TEST(MultiHeadTest, CausalFromConfigAndOverride) {
 TYPED_TEST(MultiHeadTest, KeyMaskAndBias) {
   using T = TypeParam;
   const std::size_t E = 12, H = 3, Lq = 4, Lk = 7;
-  ra::multi_head_attention<T> layer(ra::multi_head_config{.embed_dim = E, .num_heads = H, .seed = 17});
+  ra::multi_head_attention<T> layer(
+      ra::multi_head_config{.embed_dim = E, .num_heads = H, .seed = 17});
   layer.set_weights(random_weights(layer, 18, true));
   const auto w = oracle_weights(layer);
   const auto in = make_inputs<T>(Lq, Lk, E, E, E, 19);
@@ -243,7 +237,8 @@ TYPED_TEST(MultiHeadTest, KeyMaskAndBias) {
   ra::multi_head_call<T> call;
   call.key_mask = ra::tensor_view<const bool, 2>(mask, {1, Lk});
   expect_close<T>(layer.forward(in.Xq, in.Xk, in.Xv, call),
-                  orc::reference_multi_head(in.xq, in.xk, in.xv, &w, H, H, false, vmask).out, "key mask");
+                  orc::reference_multi_head(in.xq, in.xk, in.xv, &w, H, H, false, vmask).out,
+                  "key mask");
 
   // Additive bias [1, H, Lq, Lk] with a -inf entry.
   std::vector<orc::dmat> bias_heads;
@@ -256,9 +251,10 @@ TYPED_TEST(MultiHeadTest, KeyMaskAndBias) {
     bias_heads.push_back(b);
   }
   call.bias = ra::tensor_view<const T, 4>(bias.data(), {1, H, Lq, Lk});
-  expect_close<T>(layer.forward(in.Xq, in.Xk, in.Xv, call),
-                  orc::reference_multi_head(in.xq, in.xk, in.xv, &w, H, H, false, vmask, bias_heads).out,
-                  "key mask + bias");
+  expect_close<T>(
+      layer.forward(in.Xq, in.Xk, in.Xv, call),
+      orc::reference_multi_head(in.xq, in.xk, in.xv, &w, H, H, false, vmask, bias_heads).out,
+      "key mask + bias");
 
   // Vector API: one query with a key mask.
   const std::unique_ptr<bool[]> m(new bool[Lk]);
@@ -272,12 +268,14 @@ TYPED_TEST(MultiHeadTest, KeyMaskAndBias) {
                                  ref1.out.a),
             kTol<T>);
   const auto ref_all = orc::reference_multi_head(xq1, in.xk, in.xv, &w, H, H, false);
-  EXPECT_LE(orc::max_mixed_error(layer.compute(std::span<const T>(q), in.Xk, in.Xv), ref_all.out.a), kTol<T>);
+  EXPECT_LE(orc::max_mixed_error(layer.compute(std::span<const T>(q), in.Xk, in.Xv), ref_all.out.a),
+            kTol<T>);
   // The vector API ignores the configured causal flag (one query over all keys).
   ra::multi_head_attention<T> causal_layer(
       ra::multi_head_config{.embed_dim = E, .num_heads = H, .causal = true, .seed = 17});
   causal_layer.set_weights(layer.weights());
-  EXPECT_LE(orc::max_mixed_error(causal_layer.compute(std::span<const T>(q), in.Xk, in.Xv), ref_all.out.a),
+  EXPECT_LE(orc::max_mixed_error(causal_layer.compute(std::span<const T>(q), in.Xk, in.Xv),
+                                 ref_all.out.a),
             kTol<T>);
 }
 
@@ -295,9 +293,12 @@ TYPED_TEST(MultiHeadTest, BatchedForwardEqualsPerSequence) {
   const std::unique_ptr<bool[]> mask(new bool[B * Lk]);
   for (std::size_t b = 0; b < B; ++b) {
     seqs.push_back(make_inputs<T>(Lq, Lk, E, kdim, vdim, 25 + 10 * b));
-    std::copy(seqs[b].Xq.data(), seqs[b].Xq.data() + Lq * E, xq.begin() + static_cast<std::ptrdiff_t>(b * Lq * E));
-    std::copy(seqs[b].Xk.data(), seqs[b].Xk.data() + Lk * kdim, xk.begin() + static_cast<std::ptrdiff_t>(b * Lk * kdim));
-    std::copy(seqs[b].Xv.data(), seqs[b].Xv.data() + Lk * vdim, xv.begin() + static_cast<std::ptrdiff_t>(b * Lk * vdim));
+    std::copy(seqs[b].Xq.data(), seqs[b].Xq.data() + Lq * E,
+              xq.begin() + static_cast<std::ptrdiff_t>(b * Lq * E));
+    std::copy(seqs[b].Xk.data(), seqs[b].Xk.data() + Lk * kdim,
+              xk.begin() + static_cast<std::ptrdiff_t>(b * Lk * kdim));
+    std::copy(seqs[b].Xv.data(), seqs[b].Xv.data() + Lk * vdim,
+              xv.begin() + static_cast<std::ptrdiff_t>(b * Lk * vdim));
     for (std::size_t j = 0; j < Lk; ++j) mask[b * Lk + j] = (j + b) % 3 != 0;
   }
   std::vector<T> out(B * Lq * E, T(-1));
@@ -321,11 +322,13 @@ TYPED_TEST(MultiHeadTest, BatchedForwardEqualsPerSequence) {
     EXPECT_EQ(batched, std::vector<T>(single.data(), single.data() + Lq * E));
     std::vector<bool> vmask;
     for (std::size_t j = 0; j < Lk; ++j) vmask.push_back(mask[b * Lk + j]);
-    const auto ref = orc::reference_multi_head(seqs[b].xq, seqs[b].xk, seqs[b].xv, &w, H, Hkv, true, vmask);
+    const auto ref =
+        orc::reference_multi_head(seqs[b].xq, seqs[b].xk, seqs[b].xv, &w, H, Hkv, true, vmask);
     EXPECT_LE(orc::max_mixed_error(batched, ref.out.a), kTol<T>);
     for (std::size_t h = 0; h < H; ++h) {
-      const std::vector<T> wh(weights.begin() + static_cast<std::ptrdiff_t>((b * H + h) * Lq * Lk),
-                              weights.begin() + static_cast<std::ptrdiff_t>((b * H + h + 1) * Lq * Lk));
+      const std::vector<T> wh(
+          weights.begin() + static_cast<std::ptrdiff_t>((b * H + h) * Lq * Lk),
+          weights.begin() + static_cast<std::ptrdiff_t>((b * H + h + 1) * Lq * Lk));
       EXPECT_LE(orc::max_mixed_error(wh, ref.weights[h].a), kTol<T>) << "h=" << h;
     }
   }
@@ -334,7 +337,8 @@ TYPED_TEST(MultiHeadTest, BatchedForwardEqualsPerSequence) {
 TYPED_TEST(MultiHeadTest, WeightsOutputShapeAndRowSums) {
   using T = TypeParam;
   const std::size_t E = 8, H = 2, Lq = 5, Lk = 3;
-  ra::multi_head_attention<T> layer(ra::multi_head_config{.embed_dim = E, .num_heads = H, .seed = 31});
+  ra::multi_head_attention<T> layer(
+      ra::multi_head_config{.embed_dim = E, .num_heads = H, .seed = 31});
   const auto w = oracle_weights(layer);
   const auto in = make_inputs<T>(Lq, Lk, E, E, E, 32);
   for (const bool causal : {false, true}) {
@@ -378,7 +382,8 @@ TYPED_TEST(MultiHeadTest, SetWeightsThenOracleAndShapeErrors) {
   const auto w = oracle_weights(layer);
   const auto in = make_inputs<T>(3, 4, 8, 3, 5, 43);
   expect_close<T>(layer.forward(in.Xq, in.Xk, in.Xv),
-                  orc::reference_multi_head(in.xq, in.xk, in.xv, &w, 4, 2, false).out, "caller weights");
+                  orc::reference_multi_head(in.xq, in.xk, in.xv, &w, 4, 2, false).out,
+                  "caller weights");
 
   struct bad_case {
     const char* needle;
@@ -397,13 +402,15 @@ TYPED_TEST(MultiHeadTest, SetWeightsThenOracleAndShapeErrors) {
   for (const auto& c : cases) {
     auto p = good;
     c.mutate(p);
-    EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] { layer.set_weights(p); }), c.needle);
+    EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] { layer.set_weights(p); }),
+                       c.needle);
     // A rejected set_weights leaves the layer unchanged.
     EXPECT_EQ(layer.weights().w_q, good.w_q);
     EXPECT_EQ(layer.weights().w_k, good.w_k);
   }
   // Without biases in the config, empty biases are accepted.
-  ra::multi_head_attention<T> nob(ra::multi_head_config{.embed_dim = 8, .num_heads = 2, .bias = false});
+  ra::multi_head_attention<T> nob(
+      ra::multi_head_config{.embed_dim = 8, .num_heads = 2, .bias = false});
   EXPECT_NO_THROW(nob.set_weights(random_weights(nob, 44, false)));
   // A split-only layer has no projections to set.
   auto split = ra::multi_head_attention<T>::split_only(8, 2);
@@ -424,18 +431,24 @@ TYPED_TEST(MultiHeadTest, SplitOnlyMatchesOracle) {
                     causal ? "split causal" : "split");
   }
   // Grouped-query split-only: keys/values hold H_kv·d_h = 8 columns.
-  const ra::multi_head_attention<T> gqa(ra::multi_head_config{
-      .embed_dim = 16, .num_heads = 4, .num_kv_heads = 2, .kdim = 8, .vdim = 8,
-      .projections = ra::projection_mode::split_only});
+  const ra::multi_head_attention<T> gqa(
+      ra::multi_head_config{.embed_dim = 16,
+                            .num_heads = 4,
+                            .num_kv_heads = 2,
+                            .kdim = 8,
+                            .vdim = 8,
+                            .projections = ra::projection_mode::split_only});
   const auto in2 = make_inputs<T>(3, 6, 16, 8, 8, 52);
   expect_close<T>(gqa.forward(in2.Xq, in2.Xk, in2.Xv),
-                  orc::reference_multi_head(in2.xq, in2.xk, in2.xv, nullptr, 4, 2, false).out, "split gqa");
+                  orc::reference_multi_head(in2.xq, in2.xk, in2.xv, nullptr, 4, 2, false).out,
+                  "split gqa");
   // The vector API and the seeds-shaped adapter.
   const std::vector<T> q(in.Xq.data(), in.Xq.data() + 12);
   orc::dmat xq1(1, 12);
   for (std::size_t c = 0; c < 12; ++c) xq1(0, c) = in.xq(0, c);
   const auto ref1 = orc::reference_multi_head(xq1, in.xk, in.xv, nullptr, 3, 3, false);
-  EXPECT_LE(orc::max_mixed_error(layer.compute(std::span<const T>(q), in.Xk, in.Xv), ref1.out.a), kTol<T>);
+  EXPECT_LE(orc::max_mixed_error(layer.compute(std::span<const T>(q), in.Xk, in.Xv), ref1.out.a),
+            kTol<T>);
   std::vector<std::vector<T>> kk, vv;
   for (std::size_t j = 0; j < 7; ++j) {
     const auto kr = in.xk.row(j), vr = in.xv.row(j);
@@ -444,8 +457,11 @@ TYPED_TEST(MultiHeadTest, SplitOnlyMatchesOracle) {
   }
   EXPECT_LE(orc::max_mixed_error(layer.compute(q, kk, vv), ref1.out.a), kTol<T>);
   // split_only with kdim != H_kv·d_h is an invalid config.
-  EXPECT_THROW((void)ra::multi_head_attention<T>(ra::multi_head_config{
-                   .embed_dim = 16, .num_heads = 4, .kdim = 8, .projections = ra::projection_mode::split_only}),
+  EXPECT_THROW((void)ra::multi_head_attention<T>(
+                   ra::multi_head_config{.embed_dim = 16,
+                                         .num_heads = 4,
+                                         .kdim = 8,
+                                         .projections = ra::projection_mode::split_only}),
                ra::invalid_config);
 }
 
@@ -473,10 +489,11 @@ TYPED_TEST(MultiHeadTest, InvalidConfigs) {
   using L = ra::multi_head_attention<T>;
   EXPECT_MESSAGE_HAS(thrown_message<ra::invalid_config>([] { (void)L(10, 3); }), "divisible");
   EXPECT_THROW((void)L::split_only(10, 4), ra::invalid_config);
-  EXPECT_MESSAGE_HAS(thrown_message<ra::invalid_config>([] {
-                       (void)L(ra::multi_head_config{.embed_dim = 12, .num_heads = 4, .num_kv_heads = 3});
-                     }),
-                     "num_kv_heads");
+  EXPECT_MESSAGE_HAS(
+      thrown_message<ra::invalid_config>([] {
+        (void)L(ra::multi_head_config{.embed_dim = 12, .num_heads = 4, .num_kv_heads = 3});
+      }),
+      "num_kv_heads");
   EXPECT_THROW((void)L(ra::multi_head_config{.embed_dim = 8, .num_heads = 2, .num_kv_heads = 4}),
                ra::invalid_config);
   EXPECT_THROW((void)L(0, 1), ra::invalid_config);
@@ -489,7 +506,8 @@ TYPED_TEST(MultiHeadTest, InvalidConfigs) {
 TYPED_TEST(MultiHeadTest, SeedDeterminesWeights) {
   using T = TypeParam;
   const auto cfg = [](std::uint64_t seed) {
-    return ra::multi_head_config{.embed_dim = 16, .num_heads = 4, .num_kv_heads = 2, .kdim = 5, .seed = seed};
+    return ra::multi_head_config{
+        .embed_dim = 16, .num_heads = 4, .num_kv_heads = 2, .kdim = 5, .seed = seed};
   };
   const ra::multi_head_attention<T> a(cfg(99)), b(cfg(99)), c(cfg(100));
   EXPECT_EQ(a.weights().w_q, b.weights().w_q);
@@ -513,8 +531,8 @@ TYPED_TEST(MultiHeadTest, SeedDeterminesWeights) {
 TYPED_TEST(MultiHeadTest, XavierUniformBoundAndVariance) {
   using T = TypeParam;
   const std::size_t E = 256, kdim = 64;
-  const ra::multi_head_attention<T> layer(
-      ra::multi_head_config{.embed_dim = E, .num_heads = 8, .num_kv_heads = 2, .kdim = kdim, .seed = 5});
+  const ra::multi_head_attention<T> layer(ra::multi_head_config{
+      .embed_dim = E, .num_heads = 8, .num_kv_heads = 2, .kdim = kdim, .seed = 5});
   const std::size_t KV = layer.kv_width();
   ASSERT_EQ(KV, 64u);
   struct mat_case {
@@ -551,26 +569,30 @@ TYPED_TEST(MultiHeadTest, XavierUniformBoundAndVariance) {
 
 TYPED_TEST(MultiHeadTest, NonFiniteInputNamesTheArgument) {
   using T = TypeParam;
-  ra::multi_head_attention<T> layer(ra::multi_head_config{.embed_dim = 8, .num_heads = 2, .kdim = 3, .vdim = 5});
+  ra::multi_head_attention<T> layer(
+      ra::multi_head_config{.embed_dim = 8, .num_heads = 2, .kdim = 3, .vdim = 5});
   for (const T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
     SCOPED_TRACE(::testing::Message() << "bad = " << bad);
     {
       auto in = make_inputs<T>(4, 6, 8, 3, 5, 61);
       in.Xq(2, 7) = bad;
-      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>([&] { (void)layer.forward(in.Xq, in.Xk, in.Xv); }),
-                         "x_q[0][2][7]");
+      EXPECT_MESSAGE_HAS(
+          thrown_message<ra::non_finite_input>([&] { (void)layer.forward(in.Xq, in.Xk, in.Xv); }),
+          "x_q[0][2][7]");
     }
     {
       auto in = make_inputs<T>(4, 6, 8, 3, 5, 62);
       in.Xk(5, 0) = bad;
-      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>([&] { (void)layer.forward(in.Xq, in.Xk, in.Xv); }),
-                         "x_k[0][5][0]");
+      EXPECT_MESSAGE_HAS(
+          thrown_message<ra::non_finite_input>([&] { (void)layer.forward(in.Xq, in.Xk, in.Xv); }),
+          "x_k[0][5][0]");
     }
     {
       auto in = make_inputs<T>(4, 6, 8, 3, 5, 63);
       in.Xv(1, 4) = bad;
-      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>([&] { (void)layer.forward(in.Xq, in.Xk, in.Xv); }),
-                         "x_v[0][1][4]");
+      EXPECT_MESSAGE_HAS(
+          thrown_message<ra::non_finite_input>([&] { (void)layer.forward(in.Xq, in.Xk, in.Xv); }),
+          "x_v[0][1][4]");
     }
   }
   // check_finite = false: no validation (documented; values are not asserted).
@@ -588,17 +610,21 @@ TYPED_TEST(MultiHeadTest, NonFiniteInputNamesTheArgument) {
 
 TYPED_TEST(MultiHeadTest, ShapeErrorsNameTheArgument) {
   using T = TypeParam;
-  const ra::multi_head_attention<T> layer(ra::multi_head_config{.embed_dim = 8, .num_heads = 2, .kdim = 3, .vdim = 5});
+  const ra::multi_head_attention<T> layer(
+      ra::multi_head_config{.embed_dim = 8, .num_heads = 2, .kdim = 3, .vdim = 5});
   const auto in = make_inputs<T>(4, 6, 8, 3, 5, 71);
   const ra::row_matrix<T> xq_bad = ra::row_matrix<T>::Ones(4, 7);
-  EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] { (void)layer.forward(xq_bad, in.Xk, in.Xv); }),
-                     "x_q.extent(2)");
+  EXPECT_MESSAGE_HAS(
+      thrown_message<ra::dimension_mismatch>([&] { (void)layer.forward(xq_bad, in.Xk, in.Xv); }),
+      "x_q.extent(2)");
   const ra::row_matrix<T> xk_bad = ra::row_matrix<T>::Ones(6, 4);
-  EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] { (void)layer.forward(in.Xq, xk_bad, in.Xv); }),
-                     "x_k.extent(2)");
+  EXPECT_MESSAGE_HAS(
+      thrown_message<ra::dimension_mismatch>([&] { (void)layer.forward(in.Xq, xk_bad, in.Xv); }),
+      "x_k.extent(2)");
   const ra::row_matrix<T> xv_bad = ra::row_matrix<T>::Ones(5, 5);
-  EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] { (void)layer.forward(in.Xq, in.Xk, xv_bad); }),
-                     "x_v.extent(1)");
+  EXPECT_MESSAGE_HAS(
+      thrown_message<ra::dimension_mismatch>([&] { (void)layer.forward(in.Xq, in.Xk, xv_bad); }),
+      "x_v.extent(1)");
   const std::vector<T> q7(7, T(1));
   EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>(
                          [&] { (void)layer.compute(std::span<const T>(q7), in.Xk, in.Xv); }),
@@ -608,7 +634,8 @@ TYPED_TEST(MultiHeadTest, ShapeErrorsNameTheArgument) {
                          [&] { (void)layer.compute(std::span<const T>(q8), xk_bad, in.Xv); }),
                      "keys.cols()");
   const ra::row_matrix<T> no_keys(0, 3), no_values(0, 5);
-  EXPECT_THROW((void)layer.compute(std::span<const T>(q8), no_keys, no_values), ra::invalid_argument);
+  EXPECT_THROW((void)layer.compute(std::span<const T>(q8), no_keys, no_values),
+               ra::invalid_argument);
   // A key mask of the wrong shape.
   const bool mask[5] = {true, true, true, true, true};
   ra::multi_head_call<T> call;

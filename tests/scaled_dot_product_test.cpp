@@ -13,6 +13,8 @@
 //   ~20× headroom while any real mistake (wrong scale, mask or head mapping) is ≥ 1e-2.
 // - double: 1e-12, the same argument with 2^-53 (observed ≤ 1.2e-15).
 // The oracle always sees exactly the (rounded-to-T) values the library sees.
+#include "ruvector/attention/standard/scaled_dot_product.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -35,13 +37,17 @@
 #include "ruvector/attention/core/mask.hpp"
 #include "ruvector/attention/core/parallel.hpp"
 #include "ruvector/attention/core/tensor_view.hpp"
-#include "ruvector/attention/standard/scaled_dot_product.hpp"
+#include "support/helpers.hpp"
 #include "support/oracle.hpp"
 
 namespace ra = ruvector::attention;
 namespace orc = ruvector_test::oracle;
 
 namespace {
+
+using ruvector_test::thrown_message;
+using ruvector_test::to_eigen;
+using ruvector_test::to_vec;
 
 template <class T>
 constexpr double kTol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
@@ -52,41 +58,13 @@ static_assert(ra::masked_attention_mechanism<ra::scaled_dot_product_attention<fl
 static_assert(ra::masked_attention_mechanism<ra::scaled_dot_product_attention<double>>);
 
 template <class T>
-ra::row_matrix<T> to_eigen(const orc::dmat& m) {
-  ra::row_matrix<T> out(static_cast<Eigen::Index>(m.rows), static_cast<Eigen::Index>(m.cols));
-  for (std::size_t i = 0; i < m.rows; ++i)
-    for (std::size_t j = 0; j < m.cols; ++j)
-      out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = static_cast<T>(m(i, j));
-  return out;
-}
-
-template <class T>
-std::vector<T> to_vec(const std::vector<double>& v) {
-  return std::vector<T>(v.begin(), v.end());
-}
-
-template <class T>
 std::vector<T> vec_of(std::initializer_list<double> xs) {
   std::vector<T> v;
   for (double x : xs) v.push_back(static_cast<T>(x));
   return v;
 }
 
-// Runs f and returns the message of the expected exception type (fails the test otherwise).
-template <class E, class F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "unexpected exception type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return {};
-}
-
+// EXPECT that an error message contains `needle`.
 #define EXPECT_MESSAGE_HAS(msg, needle) \
   EXPECT_NE(std::string(msg).find(needle), std::string::npos) << "message: " << (msg)
 
@@ -110,8 +88,8 @@ void check_single_query(std::size_t n, std::size_t d, std::size_t dv, std::uint6
   const auto v = orc::rounded<T>(orc::random_matrix(n, dv, seed + 2000));
   const std::optional<T> lib_scale =
       scale ? std::optional<T>(static_cast<T>(*scale)) : std::optional<T>{};
-  const double ref_scale = scale ? static_cast<double>(static_cast<T>(*scale))
-                                 : 1.0 / std::sqrt(static_cast<double>(d));
+  const double ref_scale =
+      scale ? static_cast<double>(static_cast<T>(*scale)) : 1.0 / std::sqrt(static_cast<double>(d));
   const auto ref = orc::reference_attention(q, k, v, ref_scale);
 
   const ra::scaled_dot_product_attention<T> attn(d, lib_scale);
@@ -221,8 +199,9 @@ TYPED_TEST(SdpaVectorTest, ComputeWithMaskMatchesOracle) {
   for (std::size_t j = 0; j < n; ++j) m[j] = mask[j];
   const std::span<const bool> ms(m.get(), n);
 
-  EXPECT_LE(orc::max_mixed_error(attn.compute_with_mask(std::span<const T>(qv), K, V, ms), ref.out.a),
-            kTol<T>);
+  EXPECT_LE(
+      orc::max_mixed_error(attn.compute_with_mask(std::span<const T>(qv), K, V, ms), ref.out.a),
+      kTol<T>);
   const auto r = attn.compute_with_weights(std::span<const T>(qv), K, V, ms);
   EXPECT_LE(orc::max_mixed_error(r.weights, ref.weights.a), kTol<T>);
   for (std::size_t j = 0; j < n; ++j) {
@@ -230,7 +209,8 @@ TYPED_TEST(SdpaVectorTest, ComputeWithMaskMatchesOracle) {
       EXPECT_EQ(r.weights[j], T(0)) << j;
     }
   }
-  EXPECT_NEAR(static_cast<double>(r.lse), ref.lse[0], kTol<T> * std::max(1.0, std::abs(ref.lse[0])));
+  EXPECT_NEAR(static_cast<double>(r.lse), ref.lse[0],
+              kTol<T> * std::max(1.0, std::abs(ref.lse[0])));
 
   // The seeds-shaped adapter with std::vector<bool>.
   std::vector<std::vector<T>> kk(n), vv(n);
@@ -252,10 +232,12 @@ TYPED_TEST(SdpaVectorTest, AllMaskedGivesZerosNotNaN) {
   const auto qv = to_vec<T>(orc::random_vector(d, 6));
   const bool none[n] = {false, false, false, false, false};
   const ra::scaled_dot_product_attention<T> attn(d);
-  const auto out = attn.compute_with_mask(std::span<const T>(qv), K, V, std::span<const bool>(none, n));
+  const auto out =
+      attn.compute_with_mask(std::span<const T>(qv), K, V, std::span<const bool>(none, n));
   ASSERT_EQ(out.size(), dv);
   for (T x : out) EXPECT_EQ(x, T(0));
-  const auto r = attn.compute_with_weights(std::span<const T>(qv), K, V, std::span<const bool>(none, n));
+  const auto r =
+      attn.compute_with_weights(std::span<const T>(qv), K, V, std::span<const bool>(none, n));
   for (T x : r.output) EXPECT_EQ(x, T(0));
   for (T w : r.weights) EXPECT_EQ(w, T(0));
   EXPECT_EQ(r.lse, -std::numeric_limits<T>::infinity());
@@ -291,7 +273,8 @@ TYPED_TEST(SdpaVectorTest, HugeLogitsAreFiniteAndOneHot) {
   EXPECT_LE(orc::max_mixed_error(r.output, ref.out.a), kTol<T>);
   EXPECT_LE(orc::max_mixed_error(r.weights, ref.weights.a), kTol<T>);
   EXPECT_LE(orc::max_rel_error(std::vector<T>{r.lse}, ref.lse), kTol<T>);
-  for (std::size_t c = 0; c < dv; ++c) EXPECT_NEAR(static_cast<double>(r.output[c]), v(2, c), kTol<T>);
+  for (std::size_t c = 0; c < dv; ++c)
+    EXPECT_NEAR(static_cast<double>(r.output[c]), v(2, c), kTol<T>);
 }
 
 TYPED_TEST(SdpaVectorTest, NonFiniteInputsNameTheArgument) {
@@ -343,7 +326,8 @@ TYPED_TEST(SdpaVectorTest, MaskedOutNonFiniteStillThrows) {
     auto K = to_eigen<T>(orc::random_matrix(n, d, 16));
     K(1, 0) = std::numeric_limits<T>::quiet_NaN();
     const auto msg = thrown_message<ra::non_finite_input>([&] {
-      (void)attn.compute_with_mask(std::span<const T>(q), K, to_eigen<T>(orc::random_matrix(n, dv, 17)), ms);
+      (void)attn.compute_with_mask(std::span<const T>(q), K,
+                                   to_eigen<T>(orc::random_matrix(n, dv, 17)), ms);
     });
     EXPECT_MESSAGE_HAS(msg, "keys[1][0]");
   }
@@ -351,7 +335,8 @@ TYPED_TEST(SdpaVectorTest, MaskedOutNonFiniteStillThrows) {
     auto V = to_eigen<T>(orc::random_matrix(n, dv, 18));
     V(1, 1) = std::numeric_limits<T>::infinity();
     const auto msg = thrown_message<ra::non_finite_input>([&] {
-      (void)attn.compute_with_mask(std::span<const T>(q), to_eigen<T>(orc::random_matrix(n, d, 19)), V, ms);
+      (void)attn.compute_with_mask(std::span<const T>(q), to_eigen<T>(orc::random_matrix(n, d, 19)),
+                                   V, ms);
     });
     EXPECT_MESSAGE_HAS(msg, "values[1][1]");
   }
@@ -409,8 +394,8 @@ TYPED_TEST(SdpaVectorTest, DimensionMismatchNamesTheArgument) {
                      "out.size()");
   std::vector<T> out_ok(dv), w_bad(n + 2);
   EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] {
-                       (void)attn.compute_into(std::span<const T>(q), K, V, std::span<T>(out_ok), {},
-                                               std::span<T>(w_bad));
+                       (void)attn.compute_into(std::span<const T>(q), K, V, std::span<T>(out_ok),
+                                               {}, std::span<T>(w_bad));
                      }),
                      "weights.size()");
 }
@@ -426,7 +411,8 @@ TYPED_TEST(SdpaVectorTest, EmptyKeysAndBadConstruction) {
   EXPECT_THROW((void)attn.compute(q, std::vector<std::vector<T>>{}, std::vector<std::vector<T>>{}),
                ra::error);
   EXPECT_THROW((void)ra::scaled_dot_product_attention<T>(0), ra::invalid_config);
-  EXPECT_THROW((void)ra::scaled_dot_product_attention<T>(ra::max_dimension + 1), ra::input_too_large);
+  EXPECT_THROW((void)ra::scaled_dot_product_attention<T>(ra::max_dimension + 1),
+               ra::input_too_large);
 }
 
 TYPED_TEST(SdpaVectorTest, RaggedAdapterRowNamed) {
@@ -436,12 +422,14 @@ TYPED_TEST(SdpaVectorTest, RaggedAdapterRowNamed) {
   std::vector<std::vector<T>> keys(4, std::vector<T>(3, T(0.5)));
   std::vector<std::vector<T>> values(4, std::vector<T>(2, T(1)));
   keys[2].pop_back();
-  EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] { (void)attn.compute(q, keys, values); }),
-                     "keys[2].size()");
+  EXPECT_MESSAGE_HAS(
+      thrown_message<ra::dimension_mismatch>([&] { (void)attn.compute(q, keys, values); }),
+      "keys[2].size()");
   keys[2].push_back(T(0.5));
   values[3].push_back(T(1));
-  EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] { (void)attn.compute(q, keys, values); }),
-                     "values[3].size()");
+  EXPECT_MESSAGE_HAS(
+      thrown_message<ra::dimension_mismatch>([&] { (void)attn.compute(q, keys, values); }),
+      "values[3].size()");
 }
 
 // Keys and values as row blocks of larger matrices (outer stride > cols), no copy.
@@ -452,8 +440,10 @@ TYPED_TEST(SdpaVectorTest, StridedKeyAndValueViews) {
   const auto big_v = orc::rounded<T>(orc::random_matrix(n + 2, dv + 4, 31));
   const auto q = orc::rounded<T>(orc::random_matrix(1, d, 32));
   const auto BK = to_eigen<T>(big_k), BV = to_eigen<T>(big_v);
-  const ra::matrix_cref<T> K = BK.block(2, 3, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
-  const ra::matrix_cref<T> V = BV.block(1, 4, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(dv));
+  const ra::matrix_cref<T> K =
+      BK.block(2, 3, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+  const ra::matrix_cref<T> V =
+      BV.block(1, 4, static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(dv));
   ASSERT_EQ(K.data(), &BK(2, 3));  // bound without a copy
   orc::dmat k(n, d), v(n, dv);
   for (std::size_t j = 0; j < n; ++j) {
@@ -548,8 +538,9 @@ std::vector<orc::attention_result> reference_sdpa(const tensor_case<T>& c) {
         bias = slice(c.opt.mask.bias, c.opt.mask.bias.extent(0) == 1 ? 0 : b,
                      c.opt.mask.bias.extent(1) == 1 ? 0 : h);
       const std::size_t hk = h / (H / Hkv);
-      refs.push_back(orc::reference_attention(slice(c.q, b, h), slice(c.k, b, hk), slice(c.v, b, hk),
-                                              scale, c.opt.mask.causal, mask, bias));
+      refs.push_back(orc::reference_attention(slice(c.q, b, h), slice(c.k, b, hk),
+                                              slice(c.v, b, hk), scale, c.opt.mask.causal, mask,
+                                              bias));
     }
   }
   return refs;
@@ -701,7 +692,8 @@ TYPED_TEST(SdpaTensorTest, AdditiveBiasBroadcastsAndMinusInfMasks) {
     // -inf entries act as a mask; row 2 of the first bias slice hides every key.
     bias.view()(0, 0, 0, 1) = -std::numeric_limits<T>::infinity();
     bias.view()(s.b - 1, s.h - 1, 3, 4) = -std::numeric_limits<T>::infinity();
-    for (std::size_t j = 0; j < Lk; ++j) bias.view()(0, 0, 2, j) = -std::numeric_limits<T>::infinity();
+    for (std::size_t j = 0; j < Lk; ++j)
+      bias.view()(0, 0, 2, j) = -std::numeric_limits<T>::infinity();
     tensor_case<T> c{q.cview(), k.cview(), v.cview()};
     c.opt.mask.bias = bias.cview();
     const std::string label = "bias [" + std::to_string(s.b) + "," + std::to_string(s.h) + "]";
@@ -748,25 +740,22 @@ TYPED_TEST(SdpaTensorTest, NonFiniteInputsNameTheTensorAndIndex) {
     {
       auto q = q0;
       q.view()(1, 0, 2, 3) = bad;
-      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>([&] {
-                           ra::sdpa<T>(q.cview(), k0.cview(), v0.cview(), out.view());
-                         }),
+      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>(
+                             [&] { ra::sdpa<T>(q.cview(), k0.cview(), v0.cview(), out.view()); }),
                          "q[1][0][2][3]");
     }
     {
       auto k = k0;
       k.view()(1, 0, 4, 0) = bad;
-      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>([&] {
-                           ra::sdpa<T>(q0.cview(), k.cview(), v0.cview(), out.view());
-                         }),
+      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>(
+                             [&] { ra::sdpa<T>(q0.cview(), k.cview(), v0.cview(), out.view()); }),
                          "k[1][0][4][0]");
     }
     {
       auto v = v0;
       v.view()(0, 0, 1, 5) = bad;
-      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>([&] {
-                           ra::sdpa<T>(q0.cview(), k0.cview(), v.cview(), out.view());
-                         }),
+      EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>(
+                             [&] { ra::sdpa<T>(q0.cview(), k0.cview(), v.cview(), out.view()); }),
                          "v[0][0][1][5]");
     }
   }
@@ -777,9 +766,8 @@ TYPED_TEST(SdpaTensorTest, NonFiniteInputsNameTheTensorAndIndex) {
   for (std::size_t j = 0; j < 10; ++j) mask[j] = (j % 5) != 4;
   ra::sdpa_options<T> opt;
   opt.mask.key_mask = ra::tensor_view<const bool, 2>(mask.get(), {2, 5});
-  EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>([&] {
-                       ra::sdpa<T>(q0.cview(), k.cview(), v0.cview(), out.view(), opt);
-                     }),
+  EXPECT_MESSAGE_HAS(thrown_message<ra::non_finite_input>(
+                         [&] { ra::sdpa<T>(q0.cview(), k.cview(), v0.cview(), out.view(), opt); }),
                      "k[0][0][4][1]");
   // check_finite = false: no validation (documented; values are not asserted).
   opt.check_finite = false;
@@ -808,8 +796,10 @@ TYPED_TEST(SdpaTensorTest, HugeLogitsMatchOracle) {
   for (T x : out.buf) EXPECT_TRUE(std::isfinite(x));
   // One-hot on the argmax: query 0 → key 2, query 1 → key 1.
   for (std::size_t c = 0; c < dv; ++c) {
-    EXPECT_NEAR(static_cast<double>(out.cview()(0, 0, 0, c)), static_cast<double>(v.cview()(0, 0, 2, c)), kTol<T>);
-    EXPECT_NEAR(static_cast<double>(out.cview()(0, 0, 1, c)), static_cast<double>(v.cview()(0, 0, 1, c)), kTol<T>);
+    EXPECT_NEAR(static_cast<double>(out.cview()(0, 0, 0, c)),
+                static_cast<double>(v.cview()(0, 0, 2, c)), kTol<T>);
+    EXPECT_NEAR(static_cast<double>(out.cview()(0, 0, 1, c)),
+                static_cast<double>(v.cview()(0, 0, 1, c)), kTol<T>);
   }
 }
 
@@ -820,9 +810,10 @@ TYPED_TEST(SdpaTensorTest, StridedViewsMatchOracle) {
   const std::size_t B = 2, H = 4, Hkv = 2, Lq = 6, Lk = 9, d = 5, dv = 3;
   const std::size_t qrow = d + 4, qhead = Lq * qrow + 3, qbatch = H * qhead + 11;
   std::vector<T> qbuf(B * qbatch + 5, std::numeric_limits<T>::quiet_NaN());  // padding is NaN
-  const ra::tensor_view<T, 4> qv(qbuf.data() + 2, {B, H, Lq, d},
-                                 {static_cast<std::ptrdiff_t>(qbatch), static_cast<std::ptrdiff_t>(qhead),
-                                  static_cast<std::ptrdiff_t>(qrow), 1});
+  const ra::tensor_view<T, 4> qv(
+      qbuf.data() + 2, {B, H, Lq, d},
+      {static_cast<std::ptrdiff_t>(qbatch), static_cast<std::ptrdiff_t>(qhead),
+       static_cast<std::ptrdiff_t>(qrow), 1});
   const auto qr = orc::random_vector(B * H * Lq * d, 170);
   std::size_t idx = 0;
   for (std::size_t b = 0; b < B; ++b)
@@ -834,8 +825,10 @@ TYPED_TEST(SdpaTensorTest, StridedViewsMatchOracle) {
   const auto kb = random_tensor<T>(B, Lk, Hkv, d, 171);
   const auto vb = random_tensor<T>(B, Lk, Hkv, dv, 172);
   const auto sd = [](std::size_t x) { return static_cast<std::ptrdiff_t>(x); };
-  const ra::tensor_view<const T, 4> kv(kb.buf.data(), {B, Hkv, Lk, d}, {sd(Lk * Hkv * d), sd(d), sd(Hkv * d), 1});
-  const ra::tensor_view<const T, 4> vv(vb.buf.data(), {B, Hkv, Lk, dv}, {sd(Lk * Hkv * dv), sd(dv), sd(Hkv * dv), 1});
+  const ra::tensor_view<const T, 4> kv(kb.buf.data(), {B, Hkv, Lk, d},
+                                       {sd(Lk * Hkv * d), sd(d), sd(Hkv * d), 1});
+  const ra::tensor_view<const T, 4> vv(vb.buf.data(), {B, Hkv, Lk, dv},
+                                       {sd(Lk * Hkv * dv), sd(dv), sd(Hkv * dv), 1});
   tensor_case<T> c{qv, kv, vv};
   check_sdpa<T>(c, "strided");
   c.opt.mask.causal = true;
@@ -844,13 +837,16 @@ TYPED_TEST(SdpaTensorTest, StridedViewsMatchOracle) {
 
   // A strided output [B, Lq, H, dv + 2]: only the addressed elements are written.
   std::vector<T> obuf(B * Lq * H * (dv + 2), T(42));
-  const ra::tensor_view<T, 4> ov(obuf.data(), {B, H, Lq, dv}, {sd(Lq * H * (dv + 2)), sd(dv + 2), sd(H * (dv + 2)), 1});
+  const ra::tensor_view<T, 4> ov(obuf.data(), {B, H, Lq, dv},
+                                 {sd(Lq * H * (dv + 2)), sd(dv + 2), sd(H * (dv + 2)), 1});
   c.opt = {};
   ra::sdpa<T>(qv, kv, vv, ov, c.opt);
   const auto refs = reference_sdpa(c);
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t h = 0; h < H; ++h)
-      EXPECT_LE(orc::max_mixed_error(slice(ra::tensor_view<const T, 4>(ov), b, h).a, refs[b * H + h].out.a), kTol<T>);
+      EXPECT_LE(orc::max_mixed_error(slice(ra::tensor_view<const T, 4>(ov), b, h).a,
+                                     refs[b * H + h].out.a),
+                kTol<T>);
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t i = 0; i < Lq; ++i)
       for (std::size_t h = 0; h < H; ++h)
@@ -864,8 +860,8 @@ TYPED_TEST(SdpaTensorTest, QueryBlockNotDividingLq) {
   const auto q = random_tensor<T>(B, H, Lq, d, 180);
   const auto k = random_tensor<T>(B, 1, Lk, d, 181);
   const auto v = random_tensor<T>(B, 1, Lk, dv, 182);
-  for (const std::size_t block : {std::size_t{7}, std::size_t{1}, std::size_t{3}, std::size_t{20},
-                                  std::size_t{1000}}) {
+  for (const std::size_t block :
+       {std::size_t{7}, std::size_t{1}, std::size_t{3}, std::size_t{20}, std::size_t{1000}}) {
     for (const bool causal : {false, true}) {
       tensor_case<T> c{q.cview(), k.cview(), v.cview()};
       c.opt.query_block = block;
@@ -882,9 +878,9 @@ TYPED_TEST(SdpaTensorTest, HugeQueryBlockStillComputesEveryRow) {
   const auto q = random_tensor<T>(2, 2, 5, 4, 185);
   const auto k = random_tensor<T>(2, 2, 6, 4, 186);
   const auto v = random_tensor<T>(2, 2, 6, 3, 187);
-  for (const std::size_t block : {std::numeric_limits<std::size_t>::max(),
-                                  std::numeric_limits<std::size_t>::max() - 1,
-                                  std::numeric_limits<std::size_t>::max() / 2 + 1}) {
+  for (const std::size_t block :
+       {std::numeric_limits<std::size_t>::max(), std::numeric_limits<std::size_t>::max() - 1,
+        std::numeric_limits<std::size_t>::max() / 2 + 1}) {
     tensor_case<T> c{q.cview(), k.cview(), v.cview()};
     c.opt.query_block = block;
     check_sdpa<T>(c, "query_block " + std::to_string(block));
@@ -925,26 +921,27 @@ TYPED_TEST(SdpaTensorTest, StridedMaskBiasAndWeightsViewsHonouredOrRejected) {
   {  // (a) key mask stored [Lk][B], viewed as [B, Lk] with strides {1, B}.
     const std::unique_ptr<bool[]> storage(new bool[Lk * B]);
     for (std::size_t j = 0; j < Lk; ++j) {
-      storage[j * B + 0] = j == 2;       // batch 0 sees key 2 only
-      storage[j * B + 1] = j % 2 == 0;   // batch 1 sees keys 0, 2, 4
+      storage[j * B + 0] = j == 2;      // batch 0 sees key 2 only
+      storage[j * B + 1] = j % 2 == 0;  // batch 1 sees keys 0, 2, 4
     }
     tensor_case<T> c{q.cview(), k.cview(), v.cview()};
     c.opt.mask.key_mask = ra::tensor_view<const bool, 2>(storage.get(), {B, Lk}, {1, sd(B)});
     tensor4<T> out(B, H, Lq, dv);
-    honoured_or_rejected("transposed key mask",
-                         [&] { ra::sdpa<T>(c.q, c.k, c.v, out.view(), c.opt); },
-                         [&] { compare_out(out, c); });
+    honoured_or_rejected(
+        "transposed key mask", [&] { ra::sdpa<T>(c.q, c.k, c.v, out.view(), c.opt); },
+        [&] { compare_out(out, c); });
   }
   {  // (b) bias stored [Lk][Lq], viewed as [1, 1, Lq, Lk] with strides {0, 0, 1, Lq}.
     const auto r = orc::random_vector(Lk * Lq, 243);
     std::vector<T> storage(r.begin(), r.end());
     storage[3 * Lq + 1] = -std::numeric_limits<T>::infinity();  // bias(1, 3) hides a key
     tensor_case<T> c{q.cview(), k.cview(), v.cview()};
-    c.opt.mask.bias = ra::tensor_view<const T, 4>(storage.data(), {1, 1, Lq, Lk}, {0, 0, 1, sd(Lq)});
+    c.opt.mask.bias =
+        ra::tensor_view<const T, 4>(storage.data(), {1, 1, Lq, Lk}, {0, 0, 1, sd(Lq)});
     tensor4<T> out(B, H, Lq, dv);
-    honoured_or_rejected("transposed bias",
-                         [&] { ra::sdpa<T>(c.q, c.k, c.v, out.view(), c.opt); },
-                         [&] { compare_out(out, c); });
+    honoured_or_rejected(
+        "transposed bias", [&] { ra::sdpa<T>(c.q, c.k, c.v, out.view(), c.opt); },
+        [&] { compare_out(out, c); });
   }
   {  // (c) a per-query bias broadcast over the keys (innermost stride 0); the rest of the
      // allocation is NaN so a misread shows up instead of reading out of bounds.
@@ -953,9 +950,9 @@ TYPED_TEST(SdpaTensorTest, StridedMaskBiasAndWeightsViewsHonouredOrRejected) {
     tensor_case<T> c{q.cview(), k.cview(), v.cview()};
     c.opt.mask.bias = ra::tensor_view<const T, 4>(storage.data(), {1, 1, Lq, Lk}, {0, 0, 1, 0});
     tensor4<T> out(B, H, Lq, dv);
-    honoured_or_rejected("key-broadcast bias (stride 0)",
-                         [&] { ra::sdpa<T>(c.q, c.k, c.v, out.view(), c.opt); },
-                         [&] { compare_out(out, c); });
+    honoured_or_rejected(
+        "key-broadcast bias (stride 0)", [&] { ra::sdpa<T>(c.q, c.k, c.v, out.view(), c.opt); },
+        [&] { compare_out(out, c); });
   }
   {  // (d) weights output stored [B][H][Lk][Lq], viewed as [B, H, Lq, Lk] (inner stride Lq).
     tensor_case<T> c{q.cview(), k.cview(), v.cview()};
@@ -1019,11 +1016,12 @@ TYPED_TEST(SdpaTensorTest, ShapeErrorsNameTheArgument) {
   const auto k = random_tensor<T>(2, 2, 6, 5, 201);
   const auto v = random_tensor<T>(2, 2, 6, 7, 202);
   tensor4<T> out(2, 4, 3, 7);
-  const auto expect_dm = [&](const ra::tensor_view<const T, 4>& qq, const ra::tensor_view<const T, 4>& kk,
+  const auto expect_dm = [&](const ra::tensor_view<const T, 4>& qq,
+                             const ra::tensor_view<const T, 4>& kk,
                              const ra::tensor_view<const T, 4>& vv, const ra::tensor_view<T, 4>& oo,
                              const ra::sdpa_options<T>& opt, const char* needle) {
-    EXPECT_MESSAGE_HAS(thrown_message<ra::dimension_mismatch>([&] { ra::sdpa<T>(qq, kk, vv, oo, opt); }),
-                       needle);
+    EXPECT_MESSAGE_HAS(
+        thrown_message<ra::dimension_mismatch>([&] { ra::sdpa<T>(qq, kk, vv, oo, opt); }), needle);
   };
   const ra::sdpa_options<T> none;
   const auto k_d = random_tensor<T>(2, 2, 6, 4, 203);
@@ -1090,7 +1088,8 @@ TYPED_TEST(SdpaTensorTest, DeterministicAcrossThreadCounts) {
   auto kbad = k;
   kbad.view()(2, 1, 80, 3) = std::numeric_limits<T>::quiet_NaN();
   ra::set_num_threads(2);
-  EXPECT_THROW(ra::sdpa<T>(q.cview(), kbad.cview(), v.cview(), out1.view(), opt), ra::non_finite_input);
+  EXPECT_THROW(ra::sdpa<T>(q.cview(), kbad.cview(), v.cview(), out1.view(), opt),
+               ra::non_finite_input);
   ra::set_num_threads(0);
   EXPECT_THROW(ra::set_num_threads(-1), ra::invalid_argument);
 }

@@ -36,6 +36,7 @@
 #include "ruvector/attention/core/tensor_view.hpp"
 #include "ruvector/attention/sparse/masks.hpp"
 #include "ruvector/attention/sparse/sparse_attention.hpp"
+#include "support/helpers.hpp"
 #include "support/oracle.hpp"
 
 namespace ra = ruvector::attention;
@@ -43,35 +44,15 @@ namespace orc = ruvector_test::oracle;
 
 namespace {
 
+using ruvector_test::thrown_message;
+using ruvector_test::to_eigen;
+
 template <class T>
 constexpr double kTol = std::is_same_v<T, float> ? 1e-5 : 1e-12;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 using Scalars = ::testing::Types<float, double>;
-
-template <class T>
-ra::row_matrix<T> to_eigen(const orc::dmat& m) {
-  ra::row_matrix<T> out(static_cast<Eigen::Index>(m.rows), static_cast<Eigen::Index>(m.cols));
-  for (std::size_t i = 0; i < m.rows; ++i)
-    for (std::size_t j = 0; j < m.cols; ++j)
-      out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = static_cast<T>(m(i, j));
-  return out;
-}
-
-template <class E, class F>
-std::string thrown_message(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "unexpected exception type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "no exception thrown";
-  return {};
-}
 
 #define EXPECT_MESSAGE_HAS(msg, needle) \
   EXPECT_NE(std::string(msg).find(needle), std::string::npos) << "message: " << (msg)
