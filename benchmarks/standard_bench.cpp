@@ -98,7 +98,9 @@ struct single_query_data {
         scores(n_, 0.0f),
         scale(1.0f / std::sqrt(static_cast<float>(d_))) {}
 
-  [[nodiscard]] double flops() const { return 4.0 * static_cast<double>(n) * static_cast<double>(d); }
+  [[nodiscard]] double flops() const {
+    return 4.0 * static_cast<double>(n) * static_cast<double>(d);
+  }
 };
 
 // The naive reference: plain loops, std::exp, max-subtracted softmax. Returns log-sum-exp.
@@ -197,7 +199,6 @@ struct batched_data {
         k(random_normal(b * h * l * dh, 12)),
         v(random_normal(b * h * l * dh, 13)),
         out(b * h * l * dh, 0.0f) {}
-
 
   [[nodiscard]] ra::tensor_view<const float, 4> view(const std::vector<float>& x) const {
     return ra::make_tensor_view(x.data(), B, H, L, d);
@@ -328,8 +329,8 @@ void single_shapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond)->UseRealTime();
 }
 
-constexpr std::int64_t big_b = 32, big_h = 12, big_l = 512;      // B32 H12 L512 dh64
-constexpr std::int64_t long_b = 4, long_h = 8, long_l = 2048;    // B4 H8 L2048 dh64
+constexpr std::int64_t big_b = 32, big_h = 12, big_l = 512;    // B32 H12 L512 dh64
+constexpr std::int64_t long_b = 4, long_h = 8, long_l = 2048;  // B4 H8 L2048 dh64
 constexpr std::int64_t dh = 64;
 
 void batched_shapes(benchmark::internal::Benchmark* b, bool with_two_threads) {

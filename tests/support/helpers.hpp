@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "ruvector/attention/core/tensor_view.hpp"
 #include "oracle.hpp"
+#include "ruvector/attention/core/tensor_view.hpp"
 
 namespace ruvector_test {
 

@@ -56,8 +56,8 @@ template <class M>
   dmat out(r, c);
   for (std::size_t i = 0; i < r; ++i)
     for (std::size_t j = 0; j < c; ++j)
-      out(i, j) = static_cast<double>(m(static_cast<decltype(m.rows())>(i),
-                                        static_cast<decltype(m.cols())>(j)));
+      out(i, j) = static_cast<double>(
+          m(static_cast<decltype(m.rows())>(i), static_cast<decltype(m.cols())>(j)));
   return out;
 }
 
@@ -101,9 +101,9 @@ struct attention_result {
     for (std::size_t j = 0; j < lk; ++j) {
       bool vis = key_mask.empty() || key_mask[j];
       // Bottom-right aligned: j <= i + Lk - Lq (signed arithmetic).
-      if (causal && static_cast<long long>(j) >
-                        static_cast<long long>(i) + static_cast<long long>(lk) -
-                            static_cast<long long>(lq))
+      if (causal && static_cast<long long>(j) > static_cast<long long>(i) +
+                                                    static_cast<long long>(lk) -
+                                                    static_cast<long long>(lq))
         vis = false;
       double dot = 0.0;
       for (std::size_t c = 0; c < d; ++c) dot += q(i, c) * k(j, c);
@@ -162,20 +162,18 @@ struct mha_weights {
 
 /// Result of `reference_multi_head`.
 struct mha_result {
-  dmat out;                    ///< [Lq][E]
-  std::vector<dmat> weights;   ///< per query head: [Lq][Lk]
+  dmat out;                   ///< [Lq][E]
+  std::vector<dmat> weights;  ///< per query head: [Lq][Lk]
 };
 
 /// Reference multi-head forward; `w == nullptr` means split-only (no projections).
 /// `bias_per_head` is empty or holds H matrices [Lq][Lk].
-[[nodiscard]] inline mha_result reference_multi_head(const dmat& xq, const dmat& xk,
-                                                     const dmat& xv, const mha_weights* w,
-                                                     std::size_t heads, std::size_t kv_heads,
-                                                     bool causal,
+[[nodiscard]] inline mha_result reference_multi_head(const dmat& xq, const dmat& xk, const dmat& xv,
+                                                     const mha_weights* w, std::size_t heads,
+                                                     std::size_t kv_heads, bool causal,
                                                      const std::vector<bool>& key_mask = {},
                                                      const std::vector<dmat>& bias_per_head = {}) {
-  if (heads == 0 || kv_heads == 0 || heads % kv_heads != 0)
-    throw std::logic_error("oracle: heads");
+  if (heads == 0 || kv_heads == 0 || heads % kv_heads != 0) throw std::logic_error("oracle: heads");
   const dmat qp = w ? linear(xq, w->w_q, w->b_q) : xq;
   const dmat kp = w ? linear(xk, w->w_k, w->b_k) : xk;
   const dmat vp = w ? linear(xv, w->w_v, w->b_v) : xv;
@@ -189,10 +187,10 @@ struct mha_result {
   mha_result r;
   for (std::size_t h = 0; h < heads; ++h) {
     const std::size_t g = h / group;
-    const auto a = reference_attention(column_slice(qp, h * dh, dh), column_slice(kp, g * dh, dh),
-                                       column_slice(vp, g * dh, dh),
-                                       1.0 / std::sqrt(static_cast<double>(dh)), causal, key_mask,
-                                       bias_per_head.empty() ? dmat{} : bias_per_head[h]);
+    const auto a =
+        reference_attention(column_slice(qp, h * dh, dh), column_slice(kp, g * dh, dh),
+                            column_slice(vp, g * dh, dh), 1.0 / std::sqrt(static_cast<double>(dh)),
+                            causal, key_mask, bias_per_head.empty() ? dmat{} : bias_per_head[h]);
     for (std::size_t i = 0; i < xq.rows; ++i)
       for (std::size_t c = 0; c < dh; ++c) concat(i, h * dh + c) = a.out(i, c);
     r.weights.push_back(a.weights);
