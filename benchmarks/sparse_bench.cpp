@@ -2,7 +2,7 @@
 /// \brief Flash attention (sparse/flash.hpp) against materialised SDPA and a naive fully
 /// materialised implementation, against the machine's measured FMA peak, plus the peak extra
 /// memory of each at L = 16384 and the per-query cost of linear attention after its key state.
-/// Everything runs in one binary and one run (about 2.5 minutes on 2 cores), then prints a summary.
+/// Everything runs in one binary and one run (about 100 s on 2 idle cores), then prints a summary.
 ///
 /// Rows:
 ///   fma_peak/threads:T          a tight FMA loop: 12 independent accumulators of
@@ -15,9 +15,9 @@
 ///   sdpa/...                             sdpa<float>: a 64 × Lk score block per thread
 ///   naive_materialised/...               per (b, h): the full Lq × Lk score matrix
 ///                                        S = scale·Q·Kᵀ (Eigen GEMM), causal mask by setting
-///                                        the hidden scores to −inf *after* computing them, a plain-
-///                                        loop softmax with std::exp, O = S·V (Eigen GEMM). The
-///                                        score matrices (one per working thread) are allocated
+///                                        the hidden scores to −inf *after* computing them, a
+///                                        plain-loop softmax with std::exp, O = S·V (Eigen GEMM).
+///                                        The score matrices (one per working thread) are allocated
 ///                                        inside every call. Parallel over b·h, or over blocks
 ///                                        of rows of the one L × L matrix when B·H < threads.
 ///   peak_memory/impl/threads    peak bytes allocated during one call at B1 H1 L16384 dh64,
@@ -183,7 +183,9 @@ int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept
 
 void* valloc(std::size_t size) noexcept { return memalign(4096, size); }
 
-void* pvalloc(std::size_t size) noexcept { return memalign(4096, (size + 4095) & ~std::size_t{4095}); }
+void* pvalloc(std::size_t size) noexcept {
+  return memalign(4096, (size + 4095) & ~std::size_t{4095});
+}
 }  // extern "C"
 
 namespace ra = ruvector::attention;
@@ -295,13 +297,15 @@ void measure_peak_at_startup() {
     }
     g_peak_gflops[static_cast<std::size_t>(threads)] = best;
   }
-  std::printf("FMA peak measured at startup (best of 9): 1 thread %.1f GFLOP/s, 2 threads %.1f "
-              "GFLOP/s (%s, %zu floats per batch, %d accumulators)\n",
-              g_peak_gflops[1], g_peak_gflops[2], ra::kernels::simd_arch_name(), fbatch::size,
-              fma_accumulators);
+  std::printf(
+      "FMA peak measured at startup (best of 9): 1 thread %.1f GFLOP/s, 2 threads %.1f "
+      "GFLOP/s (%s, %zu floats per batch, %d accumulators)\n",
+      g_peak_gflops[1], g_peak_gflops[2], ra::kernels::simd_arch_name(), fbatch::size,
+      fma_accumulators);
   if (g_peak_gflops[2] < 1.6 * g_peak_gflops[1])
-    std::printf("WARNING: the 2-thread FMA peak is not about twice the 1-thread peak: is another "
-                "process using a core? Check uptime/top and re-run.\n");
+    std::printf(
+        "WARNING: the 2-thread FMA peak is not about twice the 1-thread peak: is another "
+        "process using a core? Check uptime/top and re-run.\n");
 }
 
 double peak_for(int threads) {
@@ -314,9 +318,9 @@ void BM_fma_peak(benchmark::State& state) {
     const double s = run_fma(threads, fma_iterations);
     benchmark::DoNotOptimize(s);
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      threads * fma_flops(fma_iterations) / 1e9, benchmark::Counter::kIsIterationInvariantRate,
-      benchmark::Counter::OneK::kIs1000);
+  state.counters["GFLOP/s"] = benchmark::Counter(threads * fma_flops(fma_iterations) / 1e9,
+                                                 benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::OneK::kIs1000);
   state.counters["startup_peak_GFLOP/s"] = peak_for(threads);
   state.counters["threads"] = threads;
   state.SetLabel(arch_label("2 FLOP per FMA lane"));
@@ -378,9 +382,12 @@ enum class impl : int { flash = 0, sdpa = 1, naive = 2 };
 
 const char* impl_name(impl which) {
   switch (which) {
-    case impl::flash: return "flash";
-    case impl::sdpa: return "sdpa";
-    case impl::naive: return "naive_materialised";
+    case impl::flash:
+      return "flash";
+    case impl::sdpa:
+      return "sdpa";
+    case impl::naive:
+      return "naive_materialised";
   }
   return "?";
 }
@@ -457,7 +464,9 @@ void run_impl(impl which, batched_data& x, bool causal) {
       ra::sdpa<float>(x.view(x.q), x.view(x.k), x.view(x.v), x.out_view(), options);
       break;
     }
-    case impl::naive: naive_materialised(x, causal); break;
+    case impl::naive:
+      naive_materialised(x, causal);
+      break;
   }
 }
 
@@ -474,8 +483,9 @@ void BM_attention(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   const double flops = x.flops(causal);
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      flops / 1e9, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::OneK::kIs1000);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::OneK::kIs1000);
   state.counters["frac_peak"] = benchmark::Counter(flops / (peak_for(threads) * 1e9),
                                                    benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = static_cast<double>(ra::num_threads());
@@ -578,7 +588,8 @@ linear_case& linear_inputs(std::size_t n, ra::feature_map kind) {
     }
     ra::row_matrix<float> queries(256, static_cast<idx_t>(lin_d));
     fast_normal(queries.data(), static_cast<std::size_t>(queries.size()), 3000, 0.5f);
-    slot = std::make_unique<linear_case>(linear_case{std::move(la), std::move(st), std::move(queries)});
+    slot = std::make_unique<linear_case>(
+        linear_case{std::move(la), std::move(st), std::move(queries)});
   }
   return *slot;
 }
@@ -725,8 +736,7 @@ class capture_reporter : public benchmark::ConsoleReporter {
  public:
   // Colours only on a terminal (Google Benchmark's own --benchmark_color applies to its default
   // reporter, not to this one).
-  capture_reporter()
-      : ConsoleReporter(isatty(fileno(stdout)) ? OO_ColorTabular : OO_Tabular) {}
+  capture_reporter() : ConsoleReporter(isatty(fileno(stdout)) ? OO_ColorTabular : OO_Tabular) {}
 
   std::map<std::string, std::vector<benchmark::BenchmarkReporter::Run>> runs;
 
@@ -773,8 +783,8 @@ class capture_reporter : public benchmark::ConsoleReporter {
 
 std::string attention_row(const char* impl, const shape& s, int causal, int threads) {
   return std::string(impl) + "/B:" + std::to_string(s.B) + "/H:" + std::to_string(s.H) +
-         "/L:" + std::to_string(s.L) + "/dh:" + std::to_string(dh) + "/causal:" +
-         std::to_string(causal) + "/threads:" + std::to_string(threads) + "/";
+         "/L:" + std::to_string(s.L) + "/dh:" + std::to_string(dh) +
+         "/causal:" + std::to_string(causal) + "/threads:" + std::to_string(threads) + "/";
 }
 
 void print_summary(const capture_reporter& rep) {
@@ -793,24 +803,23 @@ void print_summary(const capture_reporter& rep) {
       char name[64];
       std::snprintf(name, sizeof name, "B%lld H%lld L%lld", static_cast<long long>(s.B),
                     static_cast<long long>(s.H), static_cast<long long>(s.L));
-      std::printf("%-18s %-6s | %8.1f %5.1f%% | %8.1f %5.1f%% | %5.2f | %7.1f %7.1f | %7.1f %7.1f\n",
-                  name, causal ? "yes" : "no", f1, 100.0 * f1 / peak_for(1), f2,
-                  100.0 * f2 / peak_for(2), f2 / f1, g("sdpa", 1), g("sdpa", 2),
-                  g("naive_materialised", 1), g("naive_materialised", 2));
+      std::printf(
+          "%-18s %-6s | %8.1f %5.1f%% | %8.1f %5.1f%% | %5.2f | %7.1f %7.1f | %7.1f %7.1f\n", name,
+          causal ? "yes" : "no", f1, 100.0 * f1 / peak_for(1), f2, 100.0 * f2 / peak_for(2),
+          f2 / f1, g("sdpa", 1), g("sdpa", 2), g("naive_materialised", 1),
+          g("naive_materialised", 2));
     }
   }
   std::printf("\nPeak extra memory at B1 H1 L16384 dh64 (MiB, beyond inputs+output):\n");
-  for (const auto& [label, args] :
-       std::vector<std::pair<const char*, const char*>>{{"flash 1t", "0/threads:1/causal:0"},
-                                                        {"flash 2t", "0/threads:2/causal:0"},
-                                                        {"flash 1t causal", "0/threads:1/causal:1"},
-                                                        {"sdpa 1t", "1/threads:1/causal:0"},
-                                                        {"sdpa 2t", "1/threads:2/causal:0"},
-                                                        {"naive_materialised 1t",
-                                                         "2/threads:1/causal:0"}}) {
+  for (const auto& [label, args] : std::vector<std::pair<const char*, const char*>>{
+           {"flash 1t", "0/threads:1/causal:0"},
+           {"flash 2t", "0/threads:2/causal:0"},
+           {"flash 1t causal", "0/threads:1/causal:1"},
+           {"sdpa 1t", "1/threads:1/causal:0"},
+           {"sdpa 2t", "1/threads:2/causal:0"},
+           {"naive_materialised 1t", "2/threads:1/causal:0"}}) {
     std::printf("  %-22s %10.2f\n", label,
-                rep.counter(std::string("BM_peak_memory/impl:") + args + "/",
-                            "peak_extra_MB"));
+                rep.counter(std::string("BM_peak_memory/impl:") + args + "/", "peak_extra_MB"));
   }
 #if SPARSE_BENCH_WITH_LINEAR
   std::printf("\nLinear attention, ns per query after the key state (d = dv = 64):\n");
@@ -820,8 +829,8 @@ void print_summary(const capture_reporter& rep) {
   std::array<double, 2> hi{0.0, 0.0};
   for (std::int64_t n : {1 << 10, 1 << 12, 1 << 14, 1 << 16, 1 << 18, 1 << 20}) {
     const auto row = [&](int favor) {
-      return rep.time("BM_linear_query/n:" + std::to_string(n) + "/favor:" +
-                      std::to_string(favor) + "/");
+      return rep.time("BM_linear_query/n:" + std::to_string(n) + "/favor:" + std::to_string(favor) +
+                      "/");
     };
     std::printf("  %-9lld %12.1f %12.1f\n", static_cast<long long>(n), row(1), row(0));
     for (int favor : {0, 1}) {
@@ -835,9 +844,9 @@ void print_summary(const capture_reporter& rep) {
   std::printf("  %-6s %12s %12s\n", "m", "sigma=0.5", "sigma=1.0");
   for (std::int64_t m : {16, 64, 256, 1024}) {
     const auto err = [&](int sigma100) {
-      return rep.counter("BM_favor_error/m:" + std::to_string(m) +
-                             "/sigma_x100:" + std::to_string(sigma100) + "/",
-                         "rel_err");
+      return rep.counter(
+          "BM_favor_error/m:" + std::to_string(m) + "/sigma_x100:" + std::to_string(sigma100) + "/",
+          "rel_err");
     };
     std::printf("  %-6lld %12.4f %12.4f\n", static_cast<long long>(m), err(50), err(100));
   }
@@ -882,8 +891,9 @@ int main(int argc, char** argv) {
   ra::set_num_threads(default_threads);
   benchmark::AddCustomContext("simd_arch", ra::kernels::simd_arch_name());
   benchmark::AddCustomContext("openmp", RUVECTOR_ATTENTION_HAS_OPENMP ? "yes" : "no");
-  benchmark::AddCustomContext("flops", "non-causal 4*B*H*L^2*d; causal 4*B*H*d*L(L+1)/2 (visible "
-                                       "pairs); exp/max/sum/masking counted as 0 FLOP");
+  benchmark::AddCustomContext("flops",
+                              "non-causal 4*B*H*L^2*d; causal 4*B*H*d*L(L+1)/2 (visible "
+                              "pairs); exp/max/sum/masking counted as 0 FLOP");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   if (!self_check()) return EXIT_FAILURE;
