@@ -417,6 +417,32 @@ concept masked_attention_mechanism = attention_mechanism<M> &&
   { m.compute_with_mask(q, kv, kv, mask) } -> std::same_as<std::vector<typename M::value_type>>;
 };
 
+/// \brief A Riemannian manifold of constant curvature (or a product of such) whose points and
+/// tangent vectors are stored in ambient coordinates as contiguous spans.
+///
+/// All operations write into a caller-provided `out` of the ambient size (which must not alias the
+/// inputs) and are `const`: a manifold object is an immutable description (curvature, eps).
+/// `curvature()` is the sectional curvature: negative for hyperbolic models, 0 for Euclidean space,
+/// positive for spheres. `exp0`/`log0` are the maps at the model's origin; `transport(x, y, v,
+/// out)` is parallel transport of `v` from the tangent space at `x` to the one at `y` along the
+/// geodesic; `project(x, out)` maps an arbitrary ambient vector to the nearest valid point
+/// (documented eps).
+template <class M>
+concept manifold = attention_scalar<typename M::value_type> &&
+    requires(const M& m, std::span<const typename M::value_type> x,
+             std::span<typename M::value_type> out) {
+  { m.curvature() } -> std::same_as<typename M::value_type>;
+  { m.distance(x, x) } -> std::same_as<typename M::value_type>;
+  { m.inner(x, x, x) } -> std::same_as<typename M::value_type>;
+  m.exp(x, x, out);
+  m.log(x, x, out);
+  m.exp0(x, out);
+  m.log0(x, out);
+  m.transport(x, x, x, out);
+  m.project(x, out);
+  m.origin(out);
+};
+
 /// \brief A strided view usable as a mask argument: rank-2 `[B, Lk]` booleans.
 template <class V>
 concept key_mask_view = std::same_as<std::remove_cvref_t<V>, tensor_view<const bool, 2>>;
