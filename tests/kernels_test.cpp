@@ -239,6 +239,39 @@ TYPED_TEST(KernelTest, RowDotsMatchReference) {
   }
 }
 
+TYPED_TEST(KernelTest, RowSquaredDistancesMatchReference) {
+  using T = TypeParam;
+  for (std::size_t d : {1, 3, 8, 16, 17, 33, 64, 70}) {
+    for (std::size_t n : {0, 1, 3, 4, 5, 9, 31}) {
+      for (std::size_t pad : {0, 3}) {
+        const std::size_t ld = d + pad;
+        const auto k = random_vector<T>(n * ld + 1, 20 + d + n);
+        auto q = random_vector<T>(d + 1, 21 + d);
+        std::vector<T> out(n + 1, T(-99));
+        std::vector<T> norms(n + 1, T(-99));
+        rk::row_squared_distances(k.data() + 1, n, d, ld, q.data() + 1, out.data(), norms.data());
+        const auto expected = ref::row_squared_distances(k.data() + 1, n, d, ld, q.data() + 1);
+        const std::vector<T> zero(d, T(0));
+        const auto expected_norms = ref::row_squared_distances(k.data() + 1, n, d, ld, zero.data());
+        for (std::size_t j = 0; j < n; ++j) {
+          // Sums of d non-negative terms: relative error ≤ d·u.
+          EXPECT_NEAR(out[j], expected[j], tolerance<T>::rel * (1 + expected[j]))
+              << "d=" << d << " n=" << n << " j=" << j;
+          EXPECT_NEAR(norms[j], expected_norms[j], tolerance<T>::rel * (1 + expected_norms[j]));
+        }
+        EXPECT_EQ(out[n], T(-99)) << "row_squared_distances wrote past n";
+        EXPECT_EQ(norms[n], T(-99));
+        // Without the norms output, and for a key equal to the query: exactly 0.
+        if (n > 0) {
+          for (std::size_t c = 0; c < d; ++c) q[1 + c] = k[1 + c];
+          rk::row_squared_distances(k.data() + 1, n, d, ld, q.data() + 1, out.data());
+          EXPECT_EQ(out[0], T(0));
+        }
+      }
+    }
+  }
+}
+
 TYPED_TEST(KernelTest, WeightedRowSumMatchesReference) {
   using T = TypeParam;
   for (std::size_t dv : {0, 1, 5, 8, 16, 31, 48, 64, 70, 129, 200}) {

@@ -83,6 +83,22 @@ std::vector<double> row_dots(const T* k, std::size_t n, std::size_t d, std::size
   return r;
 }
 
+/// ‖q − k_j‖² (difference formed in double).
+template <class T>
+std::vector<double> row_squared_distances(const T* k, std::size_t n, std::size_t d, std::size_t ldk,
+                                          const T* q) {
+  std::vector<double> r(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    double acc = 0.0;
+    for (std::size_t c = 0; c < d; ++c) {
+      const double diff = static_cast<double>(q[c]) - static_cast<double>(k[j * ldk + c]);
+      acc += diff * diff;
+    }
+    r[j] = acc;
+  }
+  return r;
+}
+
 /// beta·out + Σ_j w_j v_j.
 template <class T>
 std::vector<double> weighted_row_sum(const T* w, std::size_t n, const T* v, std::size_t dv,
