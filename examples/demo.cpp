@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <functional>
 #include <ruvector/attention/core.hpp>
+#include <ruvector/attention/curvature.hpp>
+#include <ruvector/attention/hyperbolic.hpp>
 #include <ruvector/attention/kernels.hpp>
 #include <ruvector/attention/sparse.hpp>
 #include <ruvector/attention/standard.hpp>
@@ -241,6 +243,96 @@ void run_sparse(const matrix& doc) {
   std::printf("    time       %.1f us per local-global forward (L=%d)\n", us, kTokens);
 }
 
+/// A complete binary tree of depth 4 (31 nodes) embedded in the Poincaré disk (c = 1): node at
+/// depth k sits at hyperbolic distance 1.6·k from the origin, in the middle of the angular sector
+/// it inherits from its parent (the classic low-distortion tree embedding).
+matrix tree_in_disk(std::vector<int>& depth, std::vector<int>& parent) {
+  constexpr int kNodes = 31;
+  matrix x(kNodes, 2);
+  std::vector<double> lo(kNodes), hi(kNodes);
+  depth.assign(kNodes, 0);
+  parent.assign(kNodes, -1);
+  lo[0] = 0.0;
+  hi[0] = 2.0 * 3.14159265358979;
+  for (int i = 0; i < kNodes; ++i) {
+    if (i > 0) {
+      parent[i] = (i - 1) / 2;
+      depth[i] = depth[parent[i]] + 1;
+      const double mid = 0.5 * (lo[parent[i]] + hi[parent[i]]);
+      lo[i] = i % 2 == 1 ? lo[parent[i]] : mid;
+      hi[i] = i % 2 == 1 ? mid : hi[parent[i]];
+    }
+    const double r = std::tanh(0.5 * 1.6 * depth[i]);  // d(0, x) = 2·artanh(‖x‖)
+    const double a = 0.5 * (lo[i] + hi[i]);
+    x(i, 0) = static_cast<float>(r * std::cos(a));
+    x(i, 1) = static_cast<float>(r * std::sin(a));
+  }
+  return x;
+}
+
+void run_geometric(const matrix& doc) {
+  header(
+      "hyperbolic_attention, mixed_curvature_fused_attention, component_quantizer",
+      "a binary tree in the Poincaré disk; the document split as E^32 x H^16 x S^16; packed keys");
+  std::vector<int> depth, parent;
+  const matrix tree = tree_in_disk(depth, parent);
+  const int node = 10;  // depth 3: parent 4, children 21 and 22
+  ra::hyperbolic_attention_config cfg;
+  cfg.dim = 2;
+  cfg.temperature = 2.0;
+  const ra::hyperbolic_attention<float> attn(cfg);
+  const std::span<const float> q(tree.row(node).data(), 2);
+  const auto w = attn.compute_weights(q, tree);
+  std::vector<int> order(w.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return w[a] > w[b]; });
+  std::printf("    query      node %d (depth %d, parent %d); top keys by weight:", node,
+              depth[node], parent[node]);
+  for (int i = 0; i < 4; ++i)
+    std::printf(" %d(depth %d, w=%.3f)", order[i], depth[order[i]], w[order[i]]);
+  std::printf("\n");
+  for (auto agg :
+       {ra::hyperbolic_aggregation::tangent_origin, ra::hyperbolic_aggregation::einstein_midpoint,
+        ra::hyperbolic_aggregation::frechet_mean}) {
+    cfg.aggregation = agg;
+    const auto r = ra::hyperbolic_attention<float>(cfg).compute_detailed(q, tree, tree);
+    const char* name = agg == ra::hyperbolic_aggregation::tangent_origin      ? "tangent"
+                       : agg == ra::hyperbolic_aggregation::einstein_midpoint ? "einstein"
+                                                                              : "frechet";
+    std::printf("    %-10s output (%.3f, %.3f), hyperbolic distance to the query node %.3f%s\n",
+                name, r.output[0], r.output[1], attn.ball().distance(r.output, q),
+                agg == ra::hyperbolic_aggregation::frechet_mean
+                    ? (r.frechet.converged ? " (Frechet converged)" : " (Frechet not converged)")
+                    : "");
+  }
+
+  // Mixed curvature: the document's 64 dims read as [E 32 | H 16 | S 16], H scaled into the ball.
+  matrix mixed = doc;
+  mixed.block(0, 32, kTokens, 16) *= 0.02f;
+  ra::fused_curvature_config mc;
+  mc.dims = {32, 16, 16};
+  mc.num_heads = 2;
+  mc.head_weights = {{1.0, 0.0, 0.0}, {0.5, 0.35, 0.15}};
+  const ra::mixed_curvature_fused_attention<float> fused(mc);
+  const auto keys = fused.prepare_keys(mixed);
+  const std::span<const float> q3(mixed.row(3).data(), kWidth);
+  const auto heads = fused.compute_heads(q3, keys, doc);
+  print_vector("E-only[3]", heads.row(0).data(), kWidth);
+  print_vector("E+H+S[3]", heads.row(1).data(), kWidth);
+  const double us = time_us(200, [&] { (void)fused.compute(q3, keys, doc); });
+  std::printf("    time       %.2f us per fused mixed-curvature query (n=%d, 2 heads)\n", us,
+              kTokens);
+
+  const ra::component_quantizer<float> quantizer(mc.dims);
+  const auto packed = quantizer.quantize(mixed);
+  const auto dots = packed.component_dots(q3, 10);
+  const auto bound = packed.error_bound(q3, 10);
+  std::printf(
+      "    packed     %zu bytes for %d keys (float: %zu) = %.2fx; key 10 E-dot %.4f +- %.4f\n",
+      packed.storage_bytes(), kTokens, packed.float_bytes(), packed.compression_ratio(),
+      static_cast<double>(dots.euclidean), static_cast<double>(bound.euclidean));
+}
+
 }  // namespace
 
 int main() {
@@ -255,6 +347,7 @@ int main() {
   run_flash(doc);
   run_linear(doc);
   run_sparse(doc);
+  run_geometric(doc);
   std::printf("\ndone.\n");
   return 0;
 }

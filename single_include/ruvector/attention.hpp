@@ -742,51 +742,138 @@ inline constexpr const char* version_string =
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/version.hpp ----
 // ---- end ruvector/attention/core.hpp ----
-// ---- begin ruvector/attention/fwd.hpp ----
-/// \file fwd.hpp
-/// \brief Forward declarations of the public class templates.
+// ---- begin ruvector/attention/curvature.hpp ----
+/// \file curvature.hpp
+/// \brief Entry header of the mixed-curvature family (theory 2): the fused E+H+S attention kernel,
+/// the tangent-space mapper and the bit-packed component quantiser.
+
+// ---- begin ruvector/attention/curvature/component_quantizer.hpp ----
+/// \file curvature/component_quantizer.hpp
+/// \brief Per-component symmetric absmax quantisation of mixed-curvature keys
+/// `[euclidean | hyperbolic | spherical]` into **bit-packed** codes, with scoring on the packed
+/// codes (no dequantisation of the key set).
+///
+/// ## Quantisation (symmetric absmax, one scale per key per component)
+/// For a component c of key i with values x_0 … x_{m−1} and b = b_c bits (2 ≤ b ≤ 8):
+///
+///     L   = 2^(b−1) − 1                                 levels on each side of 0
+///     s   = roundup_float(max_j |x_j| / L)              (s = 0 for an all-zero component)
+///     c_j = clamp(round(x_j / s), −L, L)                 (c_j = 0 when s = 0)
+///     x̂_j = s · c_j                                     the decoded value
+///
+/// Conventions:
+/// - `max_j |x_j| / L` is computed in double and rounded **up** to the next `float` (the stored
+///   scale type), so |x_j / s| ≤ L holds for every element; the clamp only guards the last bit
+///   of the double quotient.
+/// - `round` is round-half-away-from-zero (`std::round`) applied to the double quotient x_j / s.
+///   Hence |x̂_j − x_j| ≤ s/2 (+ s·(|c_j| + 1)·2^−53 from rounding that quotient).
+/// - The scale is a `float` for T = float and T = double. For T = double a component whose
+///   max|x|/L exceeds FLT_MAX cannot be represented and `quantize` throws `input_too_large`;
+///   tiny components (max|x|/L below the smallest float) get the smallest positive subnormal
+///   float as their scale, so the bound above still holds.
+/// - `dequantize_row` returns fl_T(s·c_j) (exact for double; one rounding for float).
+///
+/// ## Packed layout (what `packed_row` exposes; every count is measured, see `storage_bytes`)
+/// - Code of value j: the offset-binary integer u_j = c_j + L ∈ [0, 2L] ⊂ [0, 2^b − 2], in
+///   exactly b bits.
+/// - A component of m values is one little-endian bit stream of B_c = ⌈m·b/8⌉ bytes: u_j occupies
+///   stream bits [j·b, (j+1)·b), stream bit k is bit (k mod 8) (least significant first) of byte
+///   ⌊k/8⌋; the unused high bits of the last byte are 0. So 8 codes of b bits fill exactly b
+///   bytes (eight 5-bit codes → 5 bytes), and a component of size 0 takes 0 bytes.
+/// - Key row i: `[E stream | H stream | S stream]` at byte offsets 0, B_E, B_E + B_H; rows are
+///   `row_bytes() = B_E + B_H + B_S` bytes apart with no further padding (row i starts at byte
+///   i·row_bytes()).
+/// - After the last row: `packed_slack_bytes` (= 16) zero bytes, so a decoder may always load 8
+///   or 16 bytes (unaligned) starting at the first byte of any group of 8 or 16 codes.
+/// - Scales: one `float` per key per **non-empty** component, key-major in E, H, S order
+///   (`scales[i·k + slot]`, k = number of non-empty components). Empty components store nothing.
+///
+/// So `storage_bytes() = n·(row_bytes() + 4·k) + 16`; for d = 512 split 256/192/64 at 8/5/5 bits
+/// that is 428 bytes per key against 2048 for float keys (≈ 4.785×).
+///
+/// ## Scoring on the packed codes
+///     ⟨q_c, k̂_c⟩ = s_c · Σ_j q_j · c_j
+/// computed in T, then multiplied by s_c; no heap allocation, nothing dequantised in memory.
+/// `component_dots_all` scores 4 keys at a time (one query load feeds 4 independent FMA chains);
+/// each key keeps one accumulator, so `component_dots(q, i)` and `component_dots_all` agree bit
+/// for bit.
+/// - AVX-512BW / AVX2 builds: 16 (resp. 8) codes per step, unpacked in registers: one unaligned
+///   16- (8-) byte load of the group's 2b (b) bytes broadcast to every 128-bit lane, a byte
+///   shuffle that gives 32-bit lane k the two bytes holding bits [k·b, k·b + b), a per-lane
+///   variable right shift by (k·b) mod 8, then mask and − L (int → T conversion), or — float on
+///   AVX-512 with b ≤ 5 — one `vpermt2ps` lookup in a 32-entry table of (i mod 2^b) − L; 8-bit
+///   components zero-extend bytes instead. The tail uses a masked query load, so lanes past the
+///   component contribute exactly 0. Every code is converted to T exactly.
+/// - Other targets: groups of 8 codes (one unaligned 64-bit load, then BMI2 `pdep` — or a 3-step
+///   SWAR shift/mask sequence without BMI2 — spreads the eight b-bit fields into eight bytes) are
+///   decoded into a stack buffer of at most 512 values, converted to T and reduced with the xsimd
+///   `kernels::dot`.
+/// `dequantize_row`, `error_bound` and `component_squared_norms` use the buffer path everywhere.
+///
+/// ## Error bound (`error_bound`)
+/// For the exact key k and the value D returned by `component_dots`,
+///
+///     |D_c − ⟨q_c, k_c⟩| ≤ (s_c/2)·‖q_c‖₁ + 2·(m_c + 2)·u·s_c·Σ_j |q_j|·(|c_j| + 1)
+///                          + (m_c + 2)·η                     (both extra terms 0 when s_c = 0)
+///
+/// with m_c the component size, u the unit roundoff of T (2^−24 for float, 2^−53 for double) and
+/// η the smallest positive subnormal of T (the absolute error of an operation that underflows;
+/// it only matters for keys or queries near the bottom of T's range).
+/// The first term is the quantisation error (|k̂_j − k_j| ≤ s/2, attained when every |k̂_j − k_j|
+/// is s/2 and q_j = sign(k̂_j − k_j)); the second covers the double-quotient rounding of the
+/// codes, the dot product in T (any summation order with FMA: |fl(Σ) − Σ| ≤ γ_m·Σ|q_j c_j|,
+/// γ_m = m·u/(1 − m·u) ≤ 2·m·u for m·u ≤ 1/2 — Higham, "Accuracy and Stability of Numerical
+/// Algorithms", §3.1), the final multiplication by s_c and the rounding of the bound itself.
+///
+/// Objects are immutable after construction and safe to share across threads; every method is
+/// `const` and single-threaded.
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+// ---- begin ruvector/attention/curvature/components.hpp ----
+/// \file components.hpp
+/// \brief The layout of a mixed-curvature vector E^e × H^h × S^s: `[euclidean | hyperbolic |
+/// spherical]`, stored contiguously in that order (e + h + s values).
 
 #include <cstddef>
 
 namespace ruvector::attention {
 
-template <class T, std::size_t Rank>
-class tensor_view;
-template <class T>
-class scaled_dot_product_attention;
-template <class T>
-class multi_head_attention;
-template <class T>
-class flash_attention;
-template <class T>
-class linear_attention;
-template <class T>
-class linear_key_state;
-template <class T>
-class local_global_attention;
-class sparse_pattern;
-class rng;
+/// \brief Sizes of the three components of a product-space vector, in storage order.
+///
+/// The hyperbolic part is a point of the Poincaré ball (h coordinates); the spherical part is a
+/// point of the sphere of radius 1/√c_s embedded in R^s (so intrinsic dimension s − 1).
+struct component_dims {
+  std::size_t euclidean = 0;
+  std::size_t hyperbolic = 0;
+  std::size_t spherical = 0;
+
+  /// Total stored size e + h + s.
+  [[nodiscard]] constexpr std::size_t total() const noexcept {
+    return euclidean + hyperbolic + spherical;
+  }
+  /// Offset of the hyperbolic part (= e).
+  [[nodiscard]] constexpr std::size_t hyperbolic_offset() const noexcept { return euclidean; }
+  /// Offset of the spherical part (= e + h).
+  [[nodiscard]] constexpr std::size_t spherical_offset() const noexcept {
+    return euclidean + hyperbolic;
+  }
+  friend constexpr bool operator==(const component_dims&, const component_dims&) = default;
+};
 
 }  // namespace ruvector::attention
-// ---- end ruvector/attention/fwd.hpp ----
-// ---- begin ruvector/attention/kernels.hpp ----
-/// \file kernels.hpp
-/// \brief Entry header of the xsimd kernel layer.
-
-// ---- begin ruvector/attention/kernels/gemv.hpp ----
-/// \file kernels/gemv.hpp
-/// \brief Matrix-vector kernels for one query against a row-major key/value matrix.
-///
-/// - `row_dots`:          s_j = alpha · (q · k_j)            (scores; K·q)
-/// - `weighted_row_sum`:  o   = beta · o + Σ_j w_j · v_j     (the softmax-weighted value sum; Vᵀw)
-/// - `row_squared_distances`: s_j = ‖q − k_j‖² (and optionally ‖k_j‖²), for distance-based scores
-///
-/// `row_dots` streams 8 key rows per step so each loaded query batch feeds 8 independent FMA
-/// chains; `weighted_row_sum` keeps a tile of 8 output batches in registers across all rows, so the
-/// output is read and written once instead of once per key (the naive axpy loop).
-
-#include <cstddef>
-
+// ---- end ruvector/attention/curvature/components.hpp ----
 // ---- begin ruvector/attention/kernels/reduce.hpp ----
 /// \file kernels/reduce.hpp
 /// \brief Level-1 kernels: dot, sum, max, axpy, scale.
@@ -1000,6 +1087,43 @@ void scale(T alpha, T* x, std::size_t n) noexcept {
 
 RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
 // ---- end ruvector/attention/kernels/reduce.hpp ----
+// ---- begin ruvector/attention/kernels/softmax.hpp ----
+/// \file kernels/softmax.hpp
+/// \brief Vectorised exp, max-subtracted softmax, log-sum-exp and the online-softmax state.
+///
+/// softmax(x)_i = exp(x_i − m) / Σ_j exp(x_j − m) with m = max_j x_j, and
+/// logsumexp(x) = m + log Σ_j exp(x_j − m), so no exponent overflows whatever the magnitude of x.
+/// Masked entries are −inf; a vector whose entries are all −inf (or that is empty) has
+/// softmax = all zeros and logsumexp = −inf (never NaN).
+///
+/// The online state (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022) keeps
+/// (m, l, acc) = (running max, Σ e^{s_j − m}, Σ e^{s_j − m}·v_j) over the keys seen so far. Two
+/// states over disjoint key sets merge exactly:
+///   m = max(m_a, m_b),  l = e^{m_a − m}·l_a + e^{m_b − m}·l_b,  acc = e^{m_a − m}·acc_a + e^{m_b −
+///   m}·acc_b,
+/// which is associative and commutative (up to rounding), so keys may be split across threads,
+/// blocks or machines and merged in any order.
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <vector>
+
+// ---- begin ruvector/attention/kernels/gemv.hpp ----
+/// \file kernels/gemv.hpp
+/// \brief Matrix-vector kernels for one query against a row-major key/value matrix.
+///
+/// - `row_dots`:          s_j = alpha · (q · k_j)            (scores; K·q)
+/// - `weighted_row_sum`:  o   = beta · o + Σ_j w_j · v_j     (the softmax-weighted value sum; Vᵀw)
+/// - `row_squared_distances`: s_j = ‖q − k_j‖² (and optionally ‖k_j‖²), for distance-based scores
+///
+/// `row_dots` streams 8 key rows per step so each loaded query batch feeds 8 independent FMA
+/// chains; `weighted_row_sum` keeps a tile of 8 output batches in registers across all rows, so the
+/// output is read and written once instead of once per key (the naive axpy loop).
+
+#include <cstddef>
+
 
 RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
 
@@ -1165,29 +1289,6 @@ void weighted_row_sum(const T* w, std::size_t n, const T* v, std::size_t dv, std
 
 RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
 // ---- end ruvector/attention/kernels/gemv.hpp ----
-// ---- begin ruvector/attention/kernels/softmax.hpp ----
-/// \file kernels/softmax.hpp
-/// \brief Vectorised exp, max-subtracted softmax, log-sum-exp and the online-softmax state.
-///
-/// softmax(x)_i = exp(x_i − m) / Σ_j exp(x_j − m) with m = max_j x_j, and
-/// logsumexp(x) = m + log Σ_j exp(x_j − m), so no exponent overflows whatever the magnitude of x.
-/// Masked entries are −inf; a vector whose entries are all −inf (or that is empty) has
-/// softmax = all zeros and logsumexp = −inf (never NaN).
-///
-/// The online state (Milakov & Gimelshein 2018; FlashAttention, Dao et al. 2022) keeps
-/// (m, l, acc) = (running max, Σ e^{s_j − m}, Σ e^{s_j − m}·v_j) over the keys seen so far. Two
-/// states over disjoint key sets merge exactly:
-///   m = max(m_a, m_b),  l = e^{m_a − m}·l_a + e^{m_b − m}·l_b,  acc = e^{m_a − m}·acc_a + e^{m_b −
-///   m}·acc_b,
-/// which is associative and commutative (up to rounding), so keys may be split across threads,
-/// blocks or machines and merged in any order.
-
-#include <cmath>
-#include <cstddef>
-#include <limits>
-#include <span>
-#include <vector>
-
 
 RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
 
@@ -1359,51 +1460,4623 @@ class online_softmax_state {
 
 RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
 // ---- end ruvector/attention/kernels/softmax.hpp ----
-// ---- end ruvector/attention/kernels.hpp ----
-// ---- begin ruvector/attention/sparse.hpp ----
-/// \file sparse.hpp
-/// \brief Entry header of the sparse family: flash attention, exact partial merges and ring
-/// attention, linear attention (elu+1 and FAVOR+), sparse masks with a real sparse kernel, and
-/// local-global (Longformer) attention.
 
-// ---- begin ruvector/attention/sparse/flash.hpp ----
-/// \file sparse/flash.hpp
-/// \brief Flash attention on the CPU: FlashAttention-2 (Dao 2023, "FlashAttention-2: Faster
-/// Attention with Better Parallelism and Work Partitioning"), Algorithm 1.
+#if defined(__BMI2__) && (defined(__x86_64__) || defined(_M_X64))
+#define RUVECTOR_ATTENTION_HAS_PDEP 1
+#else
+#define RUVECTOR_ATTENTION_HAS_PDEP 0
+#endif
+
+// Vectorised unpack-and-dot: needs a byte shuffle and per-lane variable shifts, which xsimd 8.1
+// does not expose, hence intrinsics for AVX-512BW and AVX2; other targets use the portable path.
+#if defined(__AVX512BW__)
+#define RUVECTOR_ATTENTION_QUANT_SIMD 512
+#elif defined(__AVX2__)
+#define RUVECTOR_ATTENTION_QUANT_SIMD 256
+#else
+#define RUVECTOR_ATTENTION_QUANT_SIMD 0
+#endif
+
+#if RUVECTOR_ATTENTION_HAS_PDEP || RUVECTOR_ATTENTION_QUANT_SIMD
+#include <immintrin.h>
+#endif
+
+namespace ruvector::attention {
+
+/// \brief Bits per code of each component; each must be in [2, 8] (`invalid_config` otherwise).
+struct quantization_config {
+  unsigned euclidean_bits = 8;
+  unsigned hyperbolic_bits = 5;
+  unsigned spherical_bits = 5;
+  friend constexpr bool operator==(const quantization_config&,
+                                   const quantization_config&) = default;
+};
+
+/// \brief Names one of the three components of a product-space vector (storage order).
+enum class component_kind : unsigned char { euclidean = 0, hyperbolic = 1, spherical = 2 };
+
+/// \brief One value per component, e.g. the three partial dot products of a query and a key.
+template <attention_scalar T>
+struct component_scores {
+  T euclidean = T(0);
+  T hyperbolic = T(0);
+  T spherical = T(0);
+};
+
+/// \brief Smallest and largest accepted bits per code.
+inline constexpr unsigned min_quantization_bits = 2;
+inline constexpr unsigned max_quantization_bits = 8;
+/// \brief Zero bytes kept after the last packed row, so the decoders' 8- and 16-byte loads at the
+/// start of any group of codes stay in bounds.
+inline constexpr std::size_t packed_slack_bytes = 16;
+
+namespace detail {
+
+/// Levels on each side of zero for b bits: L = 2^(b−1) − 1.
+[[nodiscard]] constexpr int quant_levels(unsigned bits) noexcept { return (1 << (bits - 1)) - 1; }
+
+/// Bytes of a packed stream of `count` codes of `bits` bits: ⌈count·bits/8⌉.
+[[nodiscard]] constexpr std::size_t packed_stream_bytes(std::size_t count, unsigned bits) noexcept {
+  return (count * bits + 7) / 8;
+}
+
+/// Little-endian unaligned 64-bit load.
+[[nodiscard]] inline std::uint64_t load_le64(const std::uint8_t* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) {
+    std::uint64_t r = 0;
+    for (int k = 0; k < 8; ++k) r |= ((v >> (8 * k)) & 0xFFu) << (8 * (7 - k));
+    v = r;
+  }
+  return v;
+}
+
+/// Little-endian unaligned 64-bit store.
+inline void store_le64(std::uint8_t* p, std::uint64_t v) noexcept {
+  if constexpr (std::endian::native == std::endian::big) {
+    std::uint64_t r = 0;
+    for (int k = 0; k < 8; ++k) r |= ((v >> (8 * k)) & 0xFFu) << (8 * (7 - k));
+    v = r;
+  }
+  std::memcpy(p, &v, sizeof v);
+}
+
+/// Masks that spread eight b-bit fields (the low 8·b bits of a word) into eight bytes.
+struct spread_plan {
+  unsigned bits = 8;
+  std::uint64_t m4 = 0;    ///< low 4b bits
+  std::uint64_t m2 = 0;    ///< low 2b bits of each 32-bit half
+  std::uint64_t m1 = 0;    ///< low b bits of each 16-bit quarter
+  std::uint64_t pdep = 0;  ///< low b bits of each byte
+
+  [[nodiscard]] static constexpr spread_plan make(unsigned b) noexcept {
+    spread_plan p;
+    p.bits = b;
+    const auto low = [](unsigned n) {
+      return n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+    };
+    p.m4 = low(4 * b);
+    p.m2 = low(2 * b) | (low(2 * b) << 32);
+    p.m1 = low(b) * 0x0001000100010001ull;
+    p.pdep = low(b) * 0x0101010101010101ull;
+    return p;
+  }
+};
+
+/// Portable SWAR spread: byte k of the result is field k (bits [k·b, (k+1)·b)) of `w`.
+/// Three halving steps: 4|4 fields into the two 32-bit halves, 2|2 into 16-bit quarters, 1|1
+/// into bytes (valid for 1 ≤ b ≤ 8).
+[[nodiscard]] constexpr std::uint64_t spread_codes_swar(std::uint64_t w,
+                                                        const spread_plan& p) noexcept {
+  const unsigned b = p.bits;
+  std::uint64_t x = (w & p.m4) | (((w >> (4 * b)) & p.m4) << 32);
+  x = (x & p.m2) | (((x >> (2 * b)) & p.m2) << 16);
+  x = (x & p.m1) | (((x >> b) & p.m1) << 8);
+  return x;
+}
+
+/// Spread with BMI2 `pdep` when compiled for it, SWAR otherwise (same result).
+[[nodiscard]] RUVECTOR_ATTENTION_ALWAYS_INLINE std::uint64_t spread_codes(
+    std::uint64_t w, const spread_plan& p) noexcept {
+#if RUVECTOR_ATTENTION_HAS_PDEP
+  return _pdep_u64(w, p.pdep);
+#else
+  return spread_codes_swar(w, p);
+#endif
+}
+
+/// Largest number of codes decoded into the stack buffer at once (a multiple of 8).
+inline constexpr std::size_t decode_chunk = 512;
+
+/// Decodes codes [8·first_group, 8·(first_group + groups)) of a stream of `bits`-bit codes into
+/// `out` as signed values c = u − L (converted to T). May read up to 8 bytes past the start of
+/// the last group (the caller guarantees they are in bounds). groups·8 ≤ decode_chunk.
+template <class T>
+void decode_groups(const std::uint8_t* stream, std::size_t first_group, std::size_t groups,
+                   const spread_plan& plan, int levels,
+                   T* RUVECTOR_ATTENTION_RESTRICT out) noexcept {
+  const std::size_t count = groups * 8;
+  const std::uint8_t* bytes = nullptr;
+  alignas(64) std::uint8_t spread[decode_chunk];
+  if (plan.bits == 8) {
+    bytes = stream + first_group * 8;
+  } else {
+    const std::uint8_t* src = stream + first_group * plan.bits;
+    for (std::size_t g = 0; g < groups; ++g) {
+      store_le64(spread + 8 * g, spread_codes(load_le64(src + g * plan.bits), plan));
+    }
+    bytes = spread;
+  }
+  for (std::size_t j = 0; j < count; ++j) {
+    out[j] = static_cast<T>(static_cast<int>(bytes[j]) - levels);
+  }
+}
+
+/// Σ_j q[j]·c_j over the m codes of one component stream, in T, through a stack buffer of
+/// decode_chunk values and kernels::dot (the portable path).
+template <class T>
+[[nodiscard]] T dot_codes_buffered(const T* q, const std::uint8_t* stream, std::size_t m,
+                                   const spread_plan& plan, int levels) noexcept {
+  alignas(64) T buf[decode_chunk];
+  T acc = T(0);
+  for (std::size_t start = 0; start < m; start += decode_chunk) {
+    const std::size_t len = std::min(decode_chunk, m - start);
+    decode_groups<T>(stream, start / 8, (len + 7) / 8, plan, levels, buf);
+    acc += kernels::dot<T>(q + start, buf, len);
+  }
+  return acc;
+}
+
+#if RUVECTOR_ATTENTION_QUANT_SIMD
+
+/// Byte-shuffle controls and shift counts that move field k (bits [k·b, k·b + b) of a window that
+/// starts at a group boundary) into the low bits of 32-bit lane k, for k < 16 and b ≤ 8.
+struct unpack_tables {
+  alignas(64) std::uint8_t shuffle[9][64] = {};
+  alignas(64) std::uint32_t shift[9][16] = {};
+  alignas(64) std::int32_t tail_mask[9][8] = {};  ///< tail_mask[r]: −1 in lanes < r (AVX2)
+  alignas(64) float code_table[9][32] = {};       ///< code_table[b][i] = (i mod 2^b) − L_b
+};
+
+[[nodiscard]] constexpr unpack_tables make_unpack_tables() noexcept {
+  unpack_tables t;
+  for (unsigned b = 1; b <= 8; ++b) {
+    for (unsigned k = 0; k < 16; ++k) {
+      const unsigned bit = k * b, lo = bit / 8, sh = bit % 8;
+      t.shuffle[b][4 * k + 0] = static_cast<std::uint8_t>(lo);
+      t.shuffle[b][4 * k + 1] = sh + b > 8 ? static_cast<std::uint8_t>(lo + 1) : 0x80;
+      t.shuffle[b][4 * k + 2] = 0x80;  // pshufb: high bit set → zero byte
+      t.shuffle[b][4 * k + 3] = 0x80;
+      t.shift[b][k] = sh;
+    }
+  }
+  for (unsigned r = 0; r <= 8; ++r)
+    for (unsigned k = 0; k < 8; ++k) t.tail_mask[r][k] = k < r ? -1 : 0;
+  for (unsigned b = 1; b <= 8; ++b) {
+    const int levels = (1 << (b - 1)) - 1;
+    for (int i = 0; i < 32; ++i)
+      t.code_table[b][i] = static_cast<float>((i & ((1 << b) - 1)) - levels);
+  }
+  return t;
+}
+
+inline constexpr unpack_tables unpack = make_unpack_tables();
+
+#endif
+
+#if RUVECTOR_ATTENTION_QUANT_SIMD == 512
+
+/// Fields of the 16-code group at `p` (b < 8) as uint32 lanes: broadcast the group's 2b bytes to
+/// every 128-bit lane, shuffle the two bytes of field k into lane k, shift by (k·b) mod 8.
+/// The caller masks.
+RUVECTOR_ATTENTION_ALWAYS_INLINE __m512i fields16(const std::uint8_t* p, __m512i ctrl,
+                                                  __m512i shifts) noexcept {
+  const __m512i w = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_srlv_epi32(_mm512_shuffle_epi8(w, ctrl), shifts);
+}
+
+/// How a component's codes become lanes: zero-extended bytes (b = 8), a 32-entry table lookup
+/// (b ≤ 5, float only) or shift-and-mask (any b < 8).
+enum class unpack_mode { bytes, table, masked };
+
+/// 16 codes of the group at `p` as floats c = u − L.
+/// - bytes:  zero-extend, then u is made a float exactly by OR-ing it into the mantissa of 2^23
+///           (bits(2^23 + u) = 0x4B000000 | u) and subtracting 2^23 + L.
+/// - table:  `vpermt2ps` reads entry (field mod 32) of a 32-float table holding
+///           ((i mod 2^b) − L) for i < 32, so the bits above the field need no mask.
+/// - masked: (field & (2^b − 1)) | 0x4B000000 in one `vpternlogd`, then − (2^23 + L).
+template <unpack_mode Mode>
+RUVECTOR_ATTENTION_ALWAYS_INLINE __m512 codes16_ps(const std::uint8_t* p, __m512i ctrl,
+                                                   __m512i shifts, __m512i mask, __m512i magic,
+                                                   __m512 bias, __m512 tlo, __m512 thi) noexcept {
+  if constexpr (Mode == unpack_mode::bytes) {
+    const __m512i x = _mm512_or_si512(
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), magic);
+    return _mm512_sub_ps(_mm512_castsi512_ps(x), bias);
+  } else if constexpr (Mode == unpack_mode::table) {
+    return _mm512_permutex2var_ps(tlo, fields16(p, ctrl, shifts), thi);
+  } else {
+    const __m512i x = _mm512_ternarylogic_epi32(fields16(p, ctrl, shifts), mask, magic, 0xEA);
+    return _mm512_sub_ps(_mm512_castsi512_ps(x), bias);
+  }
+}
+
+/// 16 signed codes c = u − L of the group at `p` as int32 lanes.
+template <unpack_mode Mode>
+RUVECTOR_ATTENTION_ALWAYS_INLINE __m512i codes16_epi32(const std::uint8_t* p, __m512i ctrl,
+                                                       __m512i shifts, __m512i mask,
+                                                       __m512i lv) noexcept {
+  __m512i x;
+  if constexpr (Mode == unpack_mode::bytes) {
+    x = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    x = _mm512_and_si512(fields16(p, ctrl, shifts), mask);
+  }
+  return _mm512_sub_epi32(x, lv);
+}
+
+/// Σ of the 16 lanes, pairing (lane i, lane i + 8), then i + 4, i + 2, i + 1 — the order hsum4
+/// uses, so one key scores the same alone or in a block of 4.
+RUVECTOR_ATTENTION_ALWAYS_INLINE float hsum16(__m512 a) noexcept {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a),
+                                 _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+  __m128 v = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  v = _mm_add_ps(v, _mm_shuffle_ps(v, v, 0x4E));
+  v = _mm_add_ps(v, _mm_shuffle_ps(v, v, 0xB1));
+  return _mm_cvtss_f32(v);
+}
+
+/// out[r] = hsum16(a[r]) for r < 4 with shared shuffles (a 4 × 16 transpose-and-add).
+RUVECTOR_ATTENTION_ALWAYS_INLINE void hsum4(const __m512* a, float* out) noexcept {
+  // 128-bit lanes l0..l3: t01 = [a0.l0 + a0.l2, a0.l1 + a0.l3, a1.l0 + a1.l2, a1.l1 + a1.l3].
+  const __m512 t01 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(a[0], a[1], 0x44), _mm512_shuffle_f32x4(a[0], a[1], 0xEE));
+  const __m512 t23 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(a[2], a[3], 0x44), _mm512_shuffle_f32x4(a[2], a[3], 0xEE));
+  // Lane r now holds key r's four partial sums (first half + second half of the 256-bit sums).
+  __m512 u =
+      _mm512_add_ps(_mm512_shuffle_f32x4(t01, t23, 0x88), _mm512_shuffle_f32x4(t01, t23, 0xDD));
+  u = _mm512_add_ps(u, _mm512_permute_ps(u, 0x4E));
+  u = _mm512_add_ps(u, _mm512_permute_ps(u, 0xB1));
+  const __m512 first =
+      _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u);
+  _mm_storeu_ps(out, _mm512_castps512_ps128(first));
+}
+
+/// out[r] = Σ_j q[j]·c_j of the m codes in the streams at stream0 + r·stride, r < R, on
+/// AVX-512BW: 16 codes per step, one query load shared by the R keys, one accumulator per key.
+template <class T, std::size_t R, unpack_mode Mode>
+void dot_codes_avx512(const T* q, const std::uint8_t* stream0, std::size_t stride, std::size_t m,
+                      unsigned bits, int levels, T* out) noexcept {
+  const __m512i ctrl = _mm512_load_si512(unpack.shuffle[bits]);
+  const __m512i shifts = _mm512_load_si512(unpack.shift[bits]);
+  const __m512i mask = _mm512_set1_epi32((1 << bits) - 1);
+  const std::size_t step_bytes = 2 * bits;  // 16 codes
+  const std::uint8_t* p[R];
+#pragma GCC unroll 4
+  for (std::size_t r = 0; r < R; ++r) p[r] = stream0 + r * stride;
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512i magic = _mm512_set1_epi32(0x4B000000);
+    const __m512 bias = _mm512_set1_ps(8388608.0f + static_cast<float>(levels));
+    __m512 tlo = _mm512_setzero_ps(), thi = _mm512_setzero_ps();
+    if constexpr (Mode == unpack_mode::table) {
+      tlo = _mm512_load_ps(unpack.code_table[bits]);
+      thi = _mm512_load_ps(unpack.code_table[bits] + 16);
+    }
+    __m512 acc[R];
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (std::size_t j = 0; j < m; j += 16) {
+      const std::size_t rem = m - j;
+      const __m512 qv =
+          rem >= 16 ? _mm512_loadu_ps(q + j)
+                    : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << rem) - 1u), q + j);
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < R; ++r) {
+        const __m512 c = codes16_ps<Mode>(p[r], ctrl, shifts, mask, magic, bias, tlo, thi);
+        acc[r] = _mm512_fmadd_ps(qv, c, acc[r]);
+        p[r] += step_bytes;
+      }
+    }
+    if constexpr (R == 4) {
+      hsum4(acc, out);
+    } else {
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < R; ++r) out[r] = hsum16(acc[r]);
+    }
+  } else {
+    const __m512i lv = _mm512_set1_epi32(levels);
+    __m512d acc[R];
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_pd();
+    for (std::size_t j = 0; j < m; j += 16) {
+      const std::size_t rem = m - j;
+      __m512d q0, q1;
+      if (rem >= 16) {
+        q0 = _mm512_loadu_pd(q + j);
+        q1 = _mm512_loadu_pd(q + j + 8);
+      } else {
+        const unsigned k = (1u << rem) - 1u;
+        q0 = _mm512_maskz_loadu_pd(static_cast<__mmask8>(k & 0xFFu), q + j);
+        q1 = _mm512_maskz_loadu_pd(static_cast<__mmask8>(k >> 8), q + j + 8);
+      }
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < R; ++r) {
+        const __m512i c = codes16_epi32<Mode>(p[r], ctrl, shifts, mask, lv);
+        acc[r] = _mm512_fmadd_pd(q0, _mm512_cvtepi32_pd(_mm512_castsi512_si256(c)), acc[r]);
+        acc[r] = _mm512_fmadd_pd(q1, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(c, 1)), acc[r]);
+        p[r] += step_bytes;
+      }
+    }
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r) out[r] = _mm512_reduce_add_pd(acc[r]);
+  }
+}
+
+/// Dispatches on the unpack mode (bytes for b = 8, table for float with b ≤ 5, masked otherwise).
+template <class T, std::size_t R>
+void dot_codes_simd(const T* q, const std::uint8_t* stream0, std::size_t stride, std::size_t m,
+                    unsigned bits, int levels, T* out) noexcept {
+  if (bits == 8) {
+    dot_codes_avx512<T, R, unpack_mode::bytes>(q, stream0, stride, m, bits, levels, out);
+  } else if (std::is_same_v<T, float> && bits <= 5) {
+    dot_codes_avx512<T, R, unpack_mode::table>(q, stream0, stride, m, bits, levels, out);
+  } else {
+    dot_codes_avx512<T, R, unpack_mode::masked>(q, stream0, stride, m, bits, levels, out);
+  }
+}
+
+#elif RUVECTOR_ATTENTION_QUANT_SIMD == 256
+
+/// 8 signed codes c = u − L of the group at `p` as int32 lanes (AVX2): zero-extended bytes for
+/// b = 8; otherwise the group's b ≤ 8 bytes broadcast to both 128-bit lanes, a byte shuffle, a
+/// per-lane shift by (k·b) mod 8 and a mask.
+template <bool ByteCodes>
+RUVECTOR_ATTENTION_ALWAYS_INLINE __m256i codes8_epi32(const std::uint8_t* p, __m256i ctrl,
+                                                      __m256i shifts, __m256i mask,
+                                                      __m256i lv) noexcept {
+  const __m128i w = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+  __m256i x;
+  if constexpr (ByteCodes) {
+    x = _mm256_cvtepu8_epi32(w);
+  } else {
+    x = _mm256_and_si256(
+        _mm256_srlv_epi32(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(w), ctrl), shifts), mask);
+  }
+  return _mm256_sub_epi32(x, lv);
+}
+
+RUVECTOR_ATTENTION_ALWAYS_INLINE __m256 fmadd256(__m256 a, __m256 b, __m256 c) noexcept {
+#if defined(__FMA__)
+  return _mm256_fmadd_ps(a, b, c);
+#else
+  return _mm256_add_ps(_mm256_mul_ps(a, b), c);
+#endif
+}
+RUVECTOR_ATTENTION_ALWAYS_INLINE __m256d fmadd256(__m256d a, __m256d b, __m256d c) noexcept {
+#if defined(__FMA__)
+  return _mm256_fmadd_pd(a, b, c);
+#else
+  return _mm256_add_pd(_mm256_mul_pd(a, b), c);
+#endif
+}
+
+RUVECTOR_ATTENTION_ALWAYS_INLINE float hsum256(__m256 a) noexcept {
+  __m128 v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+  v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 1));
+  return _mm_cvtss_f32(v);
+}
+RUVECTOR_ATTENTION_ALWAYS_INLINE double hsum256(__m256d a) noexcept {
+  __m128d v = _mm_add_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+  v = _mm_add_sd(v, _mm_unpackhi_pd(v, v));
+  return _mm_cvtsd_f64(v);
+}
+
+/// out[r] = Σ_j q[j]·c_j of the m codes in the streams at stream0 + r·stride, r < R, on AVX2:
+/// 8 codes per step, one query load shared by the R keys, one accumulator per key.
+template <class T, std::size_t R, bool ByteCodes>
+void dot_codes_avx2(const T* q, const std::uint8_t* stream0, std::size_t stride, std::size_t m,
+                    unsigned bits, int levels, T* out) noexcept {
+  const __m256i ctrl = _mm256_load_si256(reinterpret_cast<const __m256i*>(unpack.shuffle[bits]));
+  const __m256i shifts = _mm256_load_si256(reinterpret_cast<const __m256i*>(unpack.shift[bits]));
+  const __m256i mask = _mm256_set1_epi32((1 << bits) - 1);
+  const __m256i lv = _mm256_set1_epi32(levels);
+  const std::uint8_t* p[R];
+#pragma GCC unroll 4
+  for (std::size_t r = 0; r < R; ++r) p[r] = stream0 + r * stride;
+  if constexpr (std::is_same_v<T, float>) {
+    __m256 acc[R];
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (std::size_t j = 0; j < m; j += 8) {
+      const std::size_t rem = m - j;
+      const __m256 qv =
+          rem >= 8 ? _mm256_loadu_ps(q + j)
+                   : _mm256_maskload_ps(q + j, _mm256_load_si256(reinterpret_cast<const __m256i*>(
+                                                   unpack.tail_mask[rem])));
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < R; ++r) {
+        const __m256i c = codes8_epi32<ByteCodes>(p[r], ctrl, shifts, mask, lv);
+        acc[r] = fmadd256(qv, _mm256_cvtepi32_ps(c), acc[r]);
+        p[r] += bits;
+      }
+    }
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r) out[r] = hsum256(acc[r]);
+  } else {
+    __m256d acc[R];
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r) acc[r] = _mm256_setzero_pd();
+    for (std::size_t j = 0; j < m; j += 8) {
+      const std::size_t rem = m - j;
+      __m256d q0, q1;
+      if (rem >= 8) {
+        q0 = _mm256_loadu_pd(q + j);
+        q1 = _mm256_loadu_pd(q + j + 4);
+      } else {
+        const __m256i k =
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(unpack.tail_mask[rem]));
+        // 64-bit lane masks: the 32-bit masks of lanes 0..3 and 4..7, sign-extended.
+        q0 = _mm256_maskload_pd(q + j, _mm256_cvtepi32_epi64(_mm256_castsi256_si128(k)));
+        q1 = _mm256_maskload_pd(q + j + 4, _mm256_cvtepi32_epi64(_mm256_extracti128_si256(k, 1)));
+      }
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < R; ++r) {
+        const __m256i c = codes8_epi32<ByteCodes>(p[r], ctrl, shifts, mask, lv);
+        acc[r] = fmadd256(q0, _mm256_cvtepi32_pd(_mm256_castsi256_si128(c)), acc[r]);
+        acc[r] = fmadd256(q1, _mm256_cvtepi32_pd(_mm256_extracti128_si256(c, 1)), acc[r]);
+        p[r] += bits;
+      }
+    }
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < R; ++r) out[r] = hsum256(acc[r]);
+  }
+}
+
+/// Dispatches on b = 8 (zero-extended bytes) versus shift-and-mask.
+template <class T, std::size_t R>
+void dot_codes_simd(const T* q, const std::uint8_t* stream0, std::size_t stride, std::size_t m,
+                    unsigned bits, int levels, T* out) noexcept {
+  if (bits == 8) {
+    dot_codes_avx2<T, R, true>(q, stream0, stride, m, bits, levels, out);
+  } else {
+    dot_codes_avx2<T, R, false>(q, stream0, stride, m, bits, levels, out);
+  }
+}
+
+#endif
+
+/// Keys scored together by component_dots_all (one query load feeds R independent FMA chains).
+inline constexpr std::size_t key_block = 4;
+
+/// out[r] = Σ_j q[j]·c_j over the m codes of the component streams at stream0 + r·stride,
+/// r < R, in T: the vectorised path when compiled for AVX2 / AVX-512BW, otherwise decode_chunk
+/// codes at a time into a stack buffer and kernels::dot.
+template <class T, std::size_t R>
+void dot_codes(const T* q, const std::uint8_t* stream0, std::size_t stride, std::size_t m,
+               const spread_plan& plan, int levels, T* out) noexcept {
+#if RUVECTOR_ATTENTION_QUANT_SIMD
+  dot_codes_simd<T, R>(q, stream0, stride, m, plan.bits, levels, out);
+#else
+  for (std::size_t r = 0; r < R; ++r)
+    out[r] = dot_codes_buffered<T>(q, stream0 + r * stride, m, plan, levels);
+#endif
+}
+
+}  // namespace detail
+
+template <attention_scalar T>
+class component_quantizer;
+
+/// \brief A key set quantised by `component_quantizer<T>`: bit-packed codes and per-key,
+/// per-component float scales (layout in the file comment), with scoring on the packed codes.
+template <attention_scalar T>
+class packed_keys {
+ public:
+  using value_type = T;
+  using scale_type = float;
+
+  /// An empty key set (0 keys, all-zero dims; holds only the slack bytes).
+  packed_keys() : codes_(packed_slack_bytes, std::uint8_t{0}) {}
+
+  /// Number of keys n.
+  [[nodiscard]] std::size_t size() const noexcept { return n_; }
+  /// Component sizes (the key width is dims().total()).
+  [[nodiscard]] const component_dims& dims() const noexcept { return dims_; }
+  /// Bits per code of each component.
+  [[nodiscard]] const quantization_config& config() const noexcept { return config_; }
+  /// Bytes between consecutive key rows: B_E + B_H + B_S.
+  [[nodiscard]] std::size_t row_bytes() const noexcept { return row_bytes_; }
+  /// Bytes of the packed stream of one component of one key, B_c = ⌈m_c·b_c/8⌉.
+  [[nodiscard]] std::size_t component_bytes(component_kind c) const noexcept {
+    return part(c).bytes;
+  }
+
+  /// Bytes actually held: the code buffer (n rows + slack) plus the scale array, measured from
+  /// the containers' sizes.
+  [[nodiscard]] std::size_t storage_bytes() const noexcept {
+    return codes_.size() * sizeof(std::uint8_t) + scales_.size() * sizeof(scale_type);
+  }
+  /// Bytes of the same keys as float: n·d·sizeof(float).
+  [[nodiscard]] std::size_t float_bytes() const noexcept {
+    return n_ * dims_.total() * sizeof(float);
+  }
+  /// float_bytes() / storage_bytes().
+  [[nodiscard]] double compression_ratio() const noexcept {
+    return static_cast<double>(float_bytes()) / static_cast<double>(storage_bytes());
+  }
+
+  /// The packed bytes of key i (row_bytes() of them). Throws `invalid_argument` if i ≥ size().
+  [[nodiscard]] std::span<const std::uint8_t> packed_row(std::size_t i) const {
+    check_index(i);
+    return {codes_.data() + i * row_bytes_, row_bytes_};
+  }
+
+  /// Scale s of component c of key i (0 for an empty or all-zero component).
+  /// Throws `invalid_argument` if i ≥ size().
+  [[nodiscard]] scale_type scale(std::size_t i, component_kind c) const {
+    check_index(i);
+    return scale_unchecked(i, c);
+  }
+
+  /// Writes the decoded key i (x̂_j = fl_T(s·c_j)) to `out` (size dims().total()).
+  void dequantize_row(std::size_t i, std::span<T> out) const {
+    check_index(i);
+    require_dimension("dequantize_row: out.size()", out.size(), dims_.total());
+    alignas(64) T buf[detail::decode_chunk];
+    for (const auto c : kinds) {
+      const part_info& p = part(c);
+      const std::uint8_t* stream = row_ptr(i) + p.byte_offset;
+      const T s = static_cast<T>(scale_unchecked(i, c));
+      for (std::size_t start = 0; start < p.size; start += detail::decode_chunk) {
+        const std::size_t len = std::min(detail::decode_chunk, p.size - start);
+        detail::decode_groups<T>(stream, start / 8, (len + 7) / 8, p.plan, p.levels, buf);
+        T* dst = out.data() + p.offset + start;
+        for (std::size_t j = 0; j < len; ++j) dst[j] = s * buf[j];
+      }
+    }
+  }
+
+  /// {⟨q_E, k̂_E⟩, ⟨q_H, k̂_H⟩, ⟨q_S, k̂_S⟩} of key i, computed on the packed codes as
+  /// s_c · Σ_j q_j·c_j. Throws `dimension_mismatch` (query size ≠ d), `non_finite_input`
+  /// (NaN/Inf in the query) or `invalid_argument` (i ≥ size()).
+  [[nodiscard]] component_scores<T> component_dots(std::span<const T> query, std::size_t i) const {
+    check_query(query);
+    check_index(i);
+    return dots_unchecked(query.data(), i);
+  }
+
+  /// The component dots of `query` with every key: e[i], h[i], s[i] for i < size(). Each output
+  /// must have size() elements, or be empty to skip that component. Same errors as
+  /// `component_dots` (plus `dimension_mismatch` for an output of the wrong size).
+  void component_dots_all(std::span<const T> query, std::span<T> e, std::span<T> h,
+                          std::span<T> s) const {
+    check_query(query);
+    check_output("component_dots_all: e.size()", e.size());
+    check_output("component_dots_all: h.size()", h.size());
+    check_output("component_dots_all: s.size()", s.size());
+    T* outs[3] = {e.empty() ? nullptr : e.data(), h.empty() ? nullptr : h.data(),
+                  s.empty() ? nullptr : s.data()};
+    const T* q = query.data();
+    constexpr std::size_t R = detail::key_block;
+    std::size_t i = 0;
+    for (; i + R <= n_; i += R) score_block<R>(q, i, outs, i);
+    for (; i < n_; ++i) score_block<1>(q, i, outs, i);
+  }
+
+  /// The documented bound on |component_dots(q, i)_c − ⟨q_c, k_c⟩| for the original key k:
+  /// (s_c/2)·‖q_c‖₁ + 2·(m_c + 2)·u·s_c·Σ_j |q_j|·(|c_j| + 1) + (m_c + 2)·η, or 0 when s_c = 0
+  /// (see the file comment).
+  [[nodiscard]] component_scores<T> error_bound(std::span<const T> query, std::size_t i) const {
+    check_query(query);
+    check_index(i);
+    constexpr double u = std::numeric_limits<T>::epsilon() / 2;
+    constexpr double eta = std::numeric_limits<T>::denorm_min();
+    double bound[3] = {0, 0, 0};
+    alignas(64) T buf[detail::decode_chunk];
+    for (std::size_t k = 0; k < 3; ++k) {
+      const part_info& p = parts_[k];
+      if (p.size == 0) continue;
+      const double s = static_cast<double>(scale_unchecked(i, static_cast<component_kind>(k)));
+      const std::uint8_t* stream = row_ptr(i) + p.byte_offset;
+      const T* q = query.data() + p.offset;
+      double l1 = 0, weighted = 0;
+      for (std::size_t start = 0; start < p.size; start += detail::decode_chunk) {
+        const std::size_t len = std::min(detail::decode_chunk, p.size - start);
+        detail::decode_groups<T>(stream, start / 8, (len + 7) / 8, p.plan, p.levels, buf);
+        for (std::size_t j = 0; j < len; ++j) {
+          const double aq = std::abs(static_cast<double>(q[start + j]));
+          l1 += aq;
+          weighted += aq * (std::abs(static_cast<double>(buf[j])) + 1.0);
+        }
+      }
+      if (s == 0) continue;  // all codes 0: the computed dot is exactly 0 = ⟨q, k⟩
+      const double m2 = static_cast<double>(p.size) + 2.0;
+      bound[k] = 0.5 * s * l1 + 2.0 * m2 * u * s * weighted + m2 * eta;
+    }
+    return {static_cast<T>(bound[0]), static_cast<T>(bound[1]), static_cast<T>(bound[2])};
+  }
+
+  /// {‖k̂_E‖², ‖k̂_H‖², ‖k̂_S‖²} of key i: s_c²·Σ_j c_j² (the integer sum is exact; one rounding
+  /// in double, one to T). Not stored: O(d) per call. Throws `invalid_argument` if i ≥ size().
+  [[nodiscard]] component_scores<T> component_squared_norms(std::size_t i) const {
+    check_index(i);
+    return norms_unchecked(i);
+  }
+
+  /// component_squared_norms(i) for every key into e, h, s (each of size() elements, or empty to
+  /// skip that component).
+  void component_squared_norms_all(std::span<T> e, std::span<T> h, std::span<T> s) const {
+    check_output("component_squared_norms_all: e.size()", e.size());
+    check_output("component_squared_norms_all: h.size()", h.size());
+    check_output("component_squared_norms_all: s.size()", s.size());
+    for (std::size_t i = 0; i < n_; ++i) {
+      const component_scores<T> r = norms_unchecked(i);
+      if (!e.empty()) e[i] = r.euclidean;
+      if (!h.empty()) h[i] = r.hyperbolic;
+      if (!s.empty()) s[i] = r.spherical;
+    }
+  }
+
+ private:
+  friend class component_quantizer<T>;
+
+  static constexpr component_kind kinds[3] = {component_kind::euclidean, component_kind::hyperbolic,
+                                              component_kind::spherical};
+
+  struct part_info {
+    std::size_t size = 0;         ///< values m_c
+    std::size_t offset = 0;       ///< first column of the component in a key
+    std::size_t bytes = 0;        ///< B_c
+    std::size_t byte_offset = 0;  ///< first byte of the stream in a row
+    std::size_t slot = 0;         ///< index among the non-empty components (scale slot)
+    unsigned bits = 8;
+    int levels = 127;
+    detail::spread_plan plan = detail::spread_plan::make(8);
+  };
+
+  packed_keys(component_dims dims, quantization_config cfg, std::size_t n)
+      : n_(n), dims_(dims), config_(cfg) {
+    const std::size_t sizes[3] = {dims.euclidean, dims.hyperbolic, dims.spherical};
+    const std::size_t offsets[3] = {0, dims.hyperbolic_offset(), dims.spherical_offset()};
+    const unsigned bits[3] = {cfg.euclidean_bits, cfg.hyperbolic_bits, cfg.spherical_bits};
+    std::size_t byte_offset = 0;
+    active_ = 0;
+    for (std::size_t k = 0; k < 3; ++k) {
+      part_info& p = parts_[k];
+      p.size = sizes[k];
+      p.offset = offsets[k];
+      p.bits = bits[k];
+      p.levels = detail::quant_levels(bits[k]);
+      p.plan = detail::spread_plan::make(bits[k]);
+      p.bytes = detail::packed_stream_bytes(sizes[k], bits[k]);
+      p.byte_offset = byte_offset;
+      byte_offset += p.bytes;
+      p.slot = active_;
+      if (p.size > 0) ++active_;
+    }
+    row_bytes_ = byte_offset;
+    codes_.assign(n * row_bytes_ + packed_slack_bytes, std::uint8_t{0});
+    scales_.assign(n * active_, 0.0f);
+  }
+
+  [[nodiscard]] const part_info& part(component_kind c) const noexcept {
+    return parts_[static_cast<std::size_t>(c)];
+  }
+  [[nodiscard]] const std::uint8_t* row_ptr(std::size_t i) const noexcept {
+    return codes_.data() + i * row_bytes_;
+  }
+  [[nodiscard]] scale_type scale_unchecked(std::size_t i, component_kind c) const noexcept {
+    const part_info& p = part(c);
+    return p.size == 0 ? 0.0f : scales_[i * active_ + p.slot];
+  }
+
+  [[nodiscard]] component_scores<T> dots_unchecked(const T* q, std::size_t i) const noexcept {
+    T r[3] = {T(0), T(0), T(0)};
+    T* outs[3] = {&r[0], &r[1], &r[2]};
+    score_block<1>(q, i, outs, 0);
+    return {r[0], r[1], r[2]};
+  }
+
+  // Component dots of keys first .. first + R − 1: out_k[base + r] = s_k · Σ_j q_j·c_j for every
+  // non-null out_k (keys indexed from `first`, outputs from `base`).
+  template <std::size_t R>
+  void score_block(const T* q, std::size_t first, T* const* outs, std::size_t base) const noexcept {
+    const std::uint8_t* row = row_ptr(first);
+    for (std::size_t k = 0; k < 3; ++k) {
+      const part_info& p = parts_[k];
+      T* out = outs[k];
+      if (out == nullptr) continue;
+      if (p.size == 0) {
+        for (std::size_t r = 0; r < R; ++r) out[base + r] = T(0);
+        continue;
+      }
+      T dots[R];
+      detail::dot_codes<T, R>(q + p.offset, row + p.byte_offset, row_bytes_, p.size, p.plan,
+                              p.levels, dots);
+      for (std::size_t r = 0; r < R; ++r) {
+        out[base + r] = static_cast<T>(scales_[(first + r) * active_ + p.slot]) * dots[r];
+      }
+    }
+  }
+
+  [[nodiscard]] component_scores<T> norms_unchecked(std::size_t i) const noexcept {
+    double r[3] = {0, 0, 0};
+    alignas(64) T buf[detail::decode_chunk];
+    for (std::size_t k = 0; k < 3; ++k) {
+      const part_info& p = parts_[k];
+      if (p.size == 0) continue;
+      const std::uint8_t* stream = row_ptr(i) + p.byte_offset;
+      std::int64_t sum = 0;  // ≤ 2^20 · 127² < 2^34: exact
+      for (std::size_t start = 0; start < p.size; start += detail::decode_chunk) {
+        const std::size_t len = std::min(detail::decode_chunk, p.size - start);
+        detail::decode_groups<T>(stream, start / 8, (len + 7) / 8, p.plan, p.levels, buf);
+        for (std::size_t j = 0; j < len; ++j) {
+          const auto c = static_cast<std::int64_t>(buf[j]);
+          sum += c * c;
+        }
+      }
+      const double s = static_cast<double>(scales_[i * active_ + p.slot]);
+      r[k] = (s * s) * static_cast<double>(sum);
+    }
+    return {static_cast<T>(r[0]), static_cast<T>(r[1]), static_cast<T>(r[2])};
+  }
+
+  void check_index(std::size_t i) const {
+    if (i >= n_) {
+      std::ostringstream os;
+      os << "key index is " << i << ", expected < " << n_;
+      require_argument(false, os.str());
+    }
+  }
+  void check_query(std::span<const T> query) const {
+    require_dimension("query.size()", query.size(), dims_.total());
+    if (!kernels::all_finite(query.data(), query.size())) require_finite<T>("query", query);
+  }
+  void check_output(std::string_view what, std::size_t size) const {
+    if (size != 0) require_dimension(what, size, n_);
+  }
+
+  std::size_t n_ = 0;
+  component_dims dims_{};
+  quantization_config config_{};
+  part_info parts_[3]{};
+  std::size_t active_ = 0;
+  std::size_t row_bytes_ = 0;
+  std::vector<std::uint8_t> codes_;
+  std::vector<scale_type> scales_;
+};
+
+/// \brief Quantises key sets `[euclidean | hyperbolic | spherical]` (rows = keys,
+/// dims.total() columns) into `packed_keys<T>`; see the file comment for the maths and layout.
+template <attention_scalar T>
+class component_quantizer {
+ public:
+  using value_type = T;
+
+  /// Throws `invalid_config` if a bit width is outside [2, 8] or dims.total() = 0, and
+  /// `input_too_large` if dims.total() > max_dimension.
+  explicit component_quantizer(component_dims dims, quantization_config config = {})
+      : dims_(dims), config_(config) {
+    check_bits("euclidean_bits", config.euclidean_bits);
+    check_bits("hyperbolic_bits", config.hyperbolic_bits);
+    check_bits("spherical_bits", config.spherical_bits);
+    require_config(dims.total() > 0, "component_dims.total() must be > 0");
+    require_at_most("component_dims.total()", dims.total(), max_dimension);
+  }
+
+  /// Component sizes.
+  [[nodiscard]] const component_dims& dims() const noexcept { return dims_; }
+  /// Bits per code.
+  [[nodiscard]] const quantization_config& config() const noexcept { return config_; }
+
+  /// Quantises every row of `keys` (n × dims().total(); n = 0 gives an empty set).
+  /// Throws `dimension_mismatch` (wrong column count), `input_too_large` (n > max_sequence_length,
+  /// or — T = double only — a component whose max|x|/L exceeds FLT_MAX) and `non_finite_input`
+  /// naming keys[row][col] of the first NaN/Inf.
+  [[nodiscard]] packed_keys<T> quantize(const matrix_cref<T>& keys) const {
+    const auto n = static_cast<std::size_t>(keys.rows());
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dims_.total());
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_finite<T>("keys", keys.data(), n, dims_.total(), keys.outerStride());
+
+    packed_keys<T> out(dims_, config_, n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const T* x = keys.data() + static_cast<std::ptrdiff_t>(i) * keys.outerStride();
+      std::uint8_t* row = out.codes_.data() + i * out.row_bytes_;
+      for (std::size_t k = 0; k < 3; ++k) {
+        const auto& p = out.parts_[k];
+        if (p.size == 0) continue;
+        out.scales_[i * out.active_ + p.slot] =
+            quantize_component(x + p.offset, p.size, p.bits, row + p.byte_offset, i, k);
+      }
+    }
+    return out;
+  }
+
+ private:
+  static void check_bits(std::string_view what, unsigned bits) {
+    if (bits < min_quantization_bits || bits > max_quantization_bits) {
+      std::ostringstream os;
+      os << "quantization_config." << what << " is " << bits << ", expected a value in ["
+         << min_quantization_bits << ", " << max_quantization_bits << "]";
+      require_config(false, os.str());
+    }
+  }
+
+  // Absmax scale rounded up to float, round-half-away codes, offset-binary little-endian packing
+  // into the zero-initialised stream. Returns the scale.
+  static float quantize_component(const T* x, std::size_t m, unsigned bits, std::uint8_t* stream,
+                                  std::size_t row, std::size_t k) {
+    const int levels = detail::quant_levels(bits);
+    double amax = 0;
+    for (std::size_t j = 0; j < m; ++j) amax = std::max(amax, std::abs(static_cast<double>(x[j])));
+    if (amax == 0) {
+      // All codes 0 → u = L in every field.
+      for (std::size_t j = 0; j < m; ++j) put_code(stream, j, bits, static_cast<unsigned>(levels));
+      return 0.0f;
+    }
+    const double sd = amax / static_cast<double>(levels);
+    float s = static_cast<float>(sd);
+    if (static_cast<double>(s) < sd) s = std::nextafter(s, std::numeric_limits<float>::infinity());
+    if (!std::isfinite(s)) {
+      static constexpr const char* names[3] = {"euclidean", "hyperbolic", "spherical"};
+      std::ostringstream os;
+      os << "input too large: keys[" << row << "] " << names[k]
+         << " component has max |x| = " << amax << "; its scale max|x|/" << levels
+         << " must not exceed FLT_MAX = " << std::numeric_limits<float>::max();
+      throw input_too_large(os.str());
+    }
+    const double sdbl = static_cast<double>(s);
+    for (std::size_t j = 0; j < m; ++j) {
+      double c = std::round(static_cast<double>(x[j]) / sdbl);
+      c = std::clamp(c, -static_cast<double>(levels), static_cast<double>(levels));
+      put_code(stream, j, bits, static_cast<unsigned>(static_cast<int>(c) + levels));
+    }
+    return s;
+  }
+
+  // ORs the b-bit field u into stream bits [j·b, (j+1)·b) (spans at most two bytes).
+  static void put_code(std::uint8_t* stream, std::size_t j, unsigned bits, unsigned u) noexcept {
+    const std::size_t bit = j * bits;
+    const std::size_t byte = bit / 8;
+    const unsigned shift = static_cast<unsigned>(bit % 8);
+    const unsigned v = u << shift;
+    stream[byte] = static_cast<std::uint8_t>(stream[byte] | (v & 0xFFu));
+    if (shift + bits > 8) stream[byte + 1] = static_cast<std::uint8_t>(stream[byte + 1] | (v >> 8));
+  }
+
+  component_dims dims_;
+  quantization_config config_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/curvature/component_quantizer.hpp ----
+// ---- begin ruvector/attention/curvature/fused_attention.hpp ----
+/// \file curvature/fused_attention.hpp
+/// \brief Mixed-curvature attention over the product space E^e × H^h × S^s with a fused
+/// Euclidean + hyperbolic + spherical kernel (theory 2; the seeds' `MixedCurvatureFusedAttention`).
 ///
-/// Queries are cut into blocks of B_q rows and keys/values into blocks of B_k rows. For each query
-/// block the running state (m, l, O) per row is updated key block by key block:
+/// Vectors are stored `[euclidean | hyperbolic | spherical]` (curvature/components.hpp). For head
+/// h with weights (w_e, w_h, w_s) ≥ 0 and temperature τ > 0 the logit of key k for query q is
 ///
-///     S = scale · Q_i K_jᵀ (+ bias, masks)           (B_q × B_k, never L × L)
-///     m' = max(m, rowmax S),  P = exp(S − m'),  l' = e^{m − m'} l + rowsum P
-///     O' = diag(e^{m − m'}) O + P V_j
+///     logit_h(q, k) = [ w_e·s_E·⟨q_E, k_E⟩ + w_h·sim_H(q_H, k_H) − w_s·d_S(q_S, k_S) ] / τ
 ///
-/// and at the end O / l is the output and m + log l the log-sum-exp of each row. Extra memory is
-/// one B_q × B_k score tile and one B_q × dv accumulator per thread, whatever L is. Work is spread
-/// over batch × heads × query blocks with `parallel_for`. With causal masking, key blocks entirely
-/// above the diagonal are skipped (about half the work) and only the diagonal blocks are masked
-/// element by element.
+/// - Euclidean: s_E = `euclidean_scale`, 1/√e by default (scaled dot product, Vaswani et al. 2017).
+/// - Hyperbolic (Poincaré ball of curvature −c, c = −curvature_h > 0; Ganea, Bécigneul & Hofmann
+///   2018, "Hyperbolic Neural Networks"):
+///     `distance`: sim_H = −d_c(x, y),
+///       d_c(x, y) = (1/√c)·arcosh(1 + 2c‖x − y‖² / ((1 − c‖x‖²)(1 − c‖y‖²))),
+///       with ‖x − y‖² evaluated as ‖x‖² + ‖y‖² − 2⟨x, y⟩ clamped at 0 (so only the dot product
+///       depends on both points) and arcosh(1 + z) = log1p(z + √(z(z + 2))) (accurate for small z).
+///     `tangent`: sim_H = ⟨log₀x, log₀y⟩ with log₀y = (2/(√c·λ₀))·artanh(√c‖y‖)·y/‖y‖ and the
+///       conformal factor λ₀ = 2, i.e. log₀y = α(y)·y with α(y) = artanh(√c‖y‖)/(√c‖y‖) (α(0) = 1).
+///       log₀ is a radial rescaling, so ⟨log₀x, log₀y⟩ = α(x)·α(y)·⟨x, y⟩ exactly: the kernel uses
+///       the same stored ball point in both modes and one stored scalar α per key.
+/// - Spherical (sphere of radius R = 1/√c_s in R^s): d_S(x, y) = R·∠(x, y) =
+///   R·arccos(clamp(⟨x̂, ŷ⟩, −1, 1)) with x̂ = x/‖x‖ — the geodesic distance after projecting both
+///   points onto the sphere (radial projection; the angle does not depend on R).
 ///
-/// Conventions are those of `sdpa` (standard/scaled_dot_product.hpp): bottom-right causal
-/// alignment, `true` = visible in key masks, `-inf` bias entries hide keys, a row that sees no key
-/// outputs zeros with log-sum-exp −inf, NaN/Inf inputs → `non_finite_input` (detected lazily from
-/// the scores and outputs, at no cost on the happy path). Grouped-query / multi-query attention:
-/// query head h reads key head h / (H / Hkv).
+/// weights_h = softmax over the keys of logit_h (max-subtracted, masked keys weight 0, all keys
+/// masked → all-zero weights and a zero output, DESIGN.md §4); out_h = Σ_j weights_hj·v_j. The
+/// vector API `compute` returns the **mean over heads** of out_h, evaluated as
+/// Σ_j (1/H·Σ_h weights_hj)·v_j (one pass over the values whatever H); `compute_heads` returns
+/// every out_h.
 ///
-/// API: `flash_sdpa(q, k, v, out, options, lse)` (tensor API) and class `flash_attention<T>`
-/// (sequence `forward` and the seeds' single-query `compute`).
+/// Differences from the Rust original (intended): per-head weights are configurable and every
+/// head is used (not head 0 only); the key-side terms are prepared once per key set and reused
+/// across queries; the Euclidean term is scaled by 1/√e; the spherical term is the geodesic
+/// distance, not a cosine.
 ///
-/// The single-query (decode) path `flash_attention<T>::compute` splits the keys into blocks that
-/// are processed independently (in parallel when there are enough) and merged exactly with the
-/// online-softmax merge (flash-decoding, Dao et al. 2023).
+/// Numerical conventions:
+/// - Ball projection: the hyperbolic parts of queries and keys are mapped into the closed ball of
+///   radius r_max = (1 − `fused_ball_eps`)/√c, `fused_ball_eps` = 1e-5, by x ↦ x·r_max/‖x‖ when
+///   ‖x‖ > r_max (computed in double, then rounded to T). The key terms ‖k_H‖², 1/(1 − c‖k_H‖²)
+///   and α(k_H) are computed in double from the stored (rounded) point and stored as T, so near
+///   the boundary they match the point the dot products see.
+/// - Sphere: the spherical parts are divided by their norm (in double, then rounded to T). A zero
+///   spherical part has no direction: it throws `invalid_argument` naming the query or the key row.
+/// - Temperature: softmax is evaluated as exp((x_j − max x)·(1/τ)) with x the un-tempered mixture,
+///   so a tiny τ (huge logits) cannot overflow: the result tends to the arg-max key. `logits()`
+///   returns x/τ as is (it may overflow to ±inf for extreme τ).
+/// - Accuracy: the fused form trades a second pass over the pair for cancellation. ‖x − y‖² is
+///   exact up to ~ε_T·(‖x‖² + ‖y‖²) (ε_T = machine epsilon of T), so for two *nearly coincident*
+///   points the absolute error of d_c grows like √ε_T·(1 − c‖x‖²)^(−1)/√c (largest near the
+///   boundary). Likewise a dot-product error δ in ⟨x̂, ŷ⟩ moves the angle by δ/sin∠, i.e. by
+///   √(2δ) for (anti)parallel points (~3e-4 rad in float, ~2e-8 in double). Well-separated pairs
+///   are accurate to a few ε_T; use T = double when close pairs matter.
+/// - Storage: `compute(q, keys, values)` prepares the keys into a thread-local key set each call
+///   (its storage is kept per thread and reused, like the library's other scratch buffers).
+/// - Validation: sizes, config ranges, a zero spherical part, and (with `check_finite`, default
+///   on) NaN/±Inf in the query and keys (checked when the keys are prepared) and in the values
+///   (checked lazily: only when the output is not finite). A finite input whose logits overflow
+///   throws `non_finite_input` saying so.
+///
+/// The fused kernel has two stages, kept separate so that stage 2 can be fed with dot products
+/// computed elsewhere (e.g. on quantised keys):
+///   stage 1 `kernels::segment_row_dots`: one register-blocked pass over each stored key row gives
+///     the three segment dot products ⟨q_E, k_E⟩, ⟨q_H, k_H⟩, ⟨q̂_S, k̂_S⟩ (three arrays of n);
+///   stage 2 `kernels::curvature_similarities` turns them, with the precomputed key terms, into the
+///     per-component similarities (vectorised log1p/sqrt/acos, once per key), and
+///     `kernels::mix_curvature_components` forms each head's logits as a cheap pass over n.
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <span>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief How the hyperbolic component compares two ball points.
+enum class hyperbolic_similarity {
+  distance,  ///< −d_c(q_H, k_H) (Poincaré geodesic distance)
+  tangent    ///< ⟨log₀q_H, log₀k_H⟩ (inner product in the tangent space at the origin)
+};
+
+/// \brief Relative margin of the ball projection: hyperbolic parts are kept within radius
+/// (1 − fused_ball_eps)/√c.
+inline constexpr double fused_ball_eps = 1e-5;
+
+/// \brief Configuration of `mixed_curvature_fused_attention` (validated by its constructor).
+struct fused_curvature_config {
+  /// Sizes of the [euclidean | hyperbolic | spherical] parts; total must be > 0.
+  component_dims dims{};
+  /// Curvature of the Poincaré ball, < 0 (the ball has curvature −c_h with c_h = −curvature_h).
+  double curvature_h = -1.0;
+  /// Curvature of the sphere, > 0 (radius 1/√curvature_s).
+  double curvature_s = 1.0;
+  /// Number of heads H ≥ 1.
+  std::size_t num_heads = 1;
+  /// Per-head (w_e, w_h, w_s), each finite and ≥ 0; empty = {0.5, 0.35, 0.15} for every head.
+  std::vector<std::array<double, 3>> head_weights{};
+  /// Softmax temperature τ > 0 (1/τ must be finite in T).
+  double temperature = 1.0;
+  /// Scale s_E of the Euclidean dot product, ≥ 0; 0 selects 1/√e.
+  double euclidean_scale = 0.0;
+  /// Similarity used for the hyperbolic part.
+  hyperbolic_similarity hyperbolic = hyperbolic_similarity::distance;
+  /// Throw `non_finite_input` on NaN/±Inf inputs (query, keys, values).
+  bool check_finite = true;
+};
+
+/// \brief Query-side scalars of the hyperbolic part, the counterpart of the stored key terms.
+template <class T>
+struct fused_query_terms {
+  T h_norm2 = T(0);      ///< ‖q_H‖² of the projected query
+  T h_conformal = T(1);  ///< 1/(1 − c‖q_H‖²)
+  T h_tangent = T(1);    ///< α(q_H) = artanh(√c‖q_H‖)/(√c‖q_H‖), 1 at the origin
+};
+
+/// \brief Key-side scalars of the hyperbolic part, one entry per key.
+template <class T>
+struct fused_key_terms {
+  std::span<const T> h_norm2;      ///< ‖k_H‖²
+  std::span<const T> h_conformal;  ///< 1/(1 − c‖k_H‖²)
+  std::span<const T> h_tangent;    ///< α(k_H)
+};
+
+/// \brief Constants of stage 2 (`kernels::curvature_similarities`).
+template <class T>
+struct curvature_similarity_params {
+  T c = T(1);                ///< c_h = −curvature_h > 0
+  T sphere_radius = T(1);    ///< R = 1/√c_s
+  T euclidean_scale = T(1);  ///< s_E
+  hyperbolic_similarity hyperbolic = hyperbolic_similarity::distance;
+  bool has_hyperbolic = true;  ///< h > 0 (otherwise sim_H = 0)
+  bool has_spherical = true;   ///< s > 0 (otherwise sim_S = 0)
+};
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace kernels {
+
+namespace detail {
+
+/// Σ_c q[c]·row_r[c] over columns [begin, begin + len) for R rows at once (R FMA chains per loaded
+/// query batch, like `row_dots`), written to out[0..R).
+template <std::size_t R, class T, class Arch>
+RUVECTOR_ATTENTION_ALWAYS_INLINE void segment_dots_block(const T* const* rows, const T* q,
+                                                         std::size_t begin, std::size_t len,
+                                                         T* out) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const std::size_t vlen = len - len % W;
+  B acc[R];
+#pragma GCC unroll 8
+  for (std::size_t r = 0; r < R; ++r) acc[r] = B(T(0));
+  for (std::size_t c = begin; c < begin + vlen; c += W) {
+    const B qb = B::load_unaligned(q + c);
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r)
+      acc[r] = xsimd::fma(qb, B::load_unaligned(rows[r] + c), acc[r]);
+  }
+#pragma GCC unroll 8
+  for (std::size_t r = 0; r < R; ++r) {
+    T s = kernels::detail::hsum(acc[r]);
+    for (std::size_t c = begin + vlen; c < begin + len; ++c) s += q[c] * rows[r][c];
+    out[r] = s;
+  }
+}
+
+}  // namespace detail
+
+/// \brief Stage 1 of the fused kernel: for each of the n key rows (`ldk` apart, laid out
+/// `[E | H | S]` per `dims`) one pass over the row gives the three segment dot products
+///   dot_e[j] = ⟨q_E, k_E⟩,  dot_h[j] = ⟨q_H, k_H⟩,  dot_s[j] = ⟨q_S, k_S⟩.
+/// Rows are register-blocked 8 at a time; an empty segment gives 0.
+template <class T, class Arch = default_arch>
+void segment_row_dots(const T* k, std::size_t n, std::size_t ldk, const component_dims& dims,
+                      const T* q, T* dot_e, T* dot_h, T* dot_s) noexcept {
+  constexpr std::size_t R = 8;
+  const std::size_t e = dims.euclidean, h = dims.hyperbolic, s = dims.spherical;
+  const std::size_t ho = dims.hyperbolic_offset(), so = dims.spherical_offset();
+  std::size_t j = 0;
+  for (; j + R <= n; j += R) {
+    const T* rows[R];
+#pragma GCC unroll 8
+    for (std::size_t r = 0; r < R; ++r) rows[r] = k + (j + r) * ldk;
+    // The three segments are contiguous in each row, so the rows are streamed once, in order.
+    detail::segment_dots_block<R, T, Arch>(rows, q, 0, e, dot_e + j);
+    detail::segment_dots_block<R, T, Arch>(rows, q, ho, h, dot_h + j);
+    detail::segment_dots_block<R, T, Arch>(rows, q, so, s, dot_s + j);
+  }
+  for (; j < n; ++j) {
+    const T* row = k + j * ldk;
+    dot_e[j] = dot<T, Arch>(q, row, e);
+    dot_h[j] = dot<T, Arch>(q + ho, row + ho, h);
+    dot_s[j] = dot<T, Arch>(q + so, row + so, s);
+  }
+}
+
+namespace detail {
+
+// Broadcast constants of stage 2 for one query.
+template <class T, class Arch>
+struct curvature_constants {
+  using B = xsimd::batch<T, Arch>;
+  B scale_e, q_norm2, two_c_qconf, neg_inv_sqrt_c, q_tangent, neg_radius;
+  curvature_constants(const curvature_similarity_params<T>& p,
+                      const fused_query_terms<T>& qt) noexcept
+      : scale_e(p.euclidean_scale),
+        q_norm2(qt.h_norm2),
+        two_c_qconf(T(2) * p.c * qt.h_conformal),
+        neg_inv_sqrt_c(-T(1) / std::sqrt(p.c)),
+        q_tangent(qt.h_tangent),
+        neg_radius(-p.sphere_radius) {}
+};
+
+// One batch of stage 2 (see curvature_similarities).
+template <class T, class Arch>
+RUVECTOR_ATTENTION_ALWAYS_INLINE void curvature_similarity_batch(
+    const curvature_similarity_params<T>& p, const curvature_constants<T, Arch>& k,
+    xsimd::batch<T, Arch>& e, xsimd::batch<T, Arch>& h, xsimd::batch<T, Arch>& s,
+    const xsimd::batch<T, Arch>& kn2, const xsimd::batch<T, Arch>& kconf,
+    const xsimd::batch<T, Arch>& ktan) noexcept {
+  using B = xsimd::batch<T, Arch>;
+  e = k.scale_e * e;
+  if (!p.has_hyperbolic) {
+    h = B(T(0));
+  } else if (p.hyperbolic == hyperbolic_similarity::distance) {
+    // ‖x − y‖² = ‖x‖² + ‖y‖² − 2⟨x, y⟩ ≥ 0;  z = 2c‖x − y‖²·conf_x·conf_y;
+    // d = arcosh(1 + z)/√c = log1p(z + √(z(z + 2)))/√c.
+    const B diff2 = xsimd::max(xsimd::fnma(B(T(2)), h, k.q_norm2 + kn2), B(T(0)));
+    const B z = k.two_c_qconf * diff2 * kconf;
+    const B d = xsimd::log1p(z + xsimd::sqrt(z * (z + B(T(2)))));
+    h = k.neg_inv_sqrt_c * d;
+  } else {
+    // ⟨log₀x, log₀y⟩ = α(x)·α(y)·⟨x, y⟩.
+    h = k.q_tangent * ktan * h;
+  }
+  if (!p.has_spherical) {
+    s = B(T(0));
+  } else {
+    const B cosang = xsimd::min(xsimd::max(s, B(T(-1))), B(T(1)));
+    s = k.neg_radius * xsimd::acos(cosang);
+  }
+}
+
+}  // namespace detail
+
+/// \brief Stage 2a of the fused kernel, in place: turns the segment dots of `segment_row_dots`
+/// (computed with the prepared query: projected q_H, unit q_S, against prepared keys) into the
+/// per-component similarities
+///   e[j] ← s_E·e[j],   h[j] ← −d_c(q_H, k_H) or α(q_H)·α(k_H)·h[j],   s[j] ← −R·arccos(s[j])
+/// using the query terms `qt` and the key terms `key_h_norm2/conformal/tangent` (n each). A
+/// missing component (has_hyperbolic / has_spherical false) gives 0.
+template <class T, class Arch = default_arch>
+void curvature_similarities(std::size_t n, const curvature_similarity_params<T>& p,
+                            const fused_query_terms<T>& qt, const T* key_h_norm2,
+                            const T* key_h_conformal, const T* key_h_tangent, T* e, T* h,
+                            T* s) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const detail::curvature_constants<T, Arch> k(p, qt);
+  std::size_t j = 0;
+  for (; j + W <= n; j += W) {
+    B be = B::load_unaligned(e + j), bh = B::load_unaligned(h + j), bs = B::load_unaligned(s + j);
+    detail::curvature_similarity_batch<T, Arch>(
+        p, k, be, bh, bs, B::load_unaligned(key_h_norm2 + j),
+        B::load_unaligned(key_h_conformal + j), B::load_unaligned(key_h_tangent + j));
+    be.store_unaligned(e + j);
+    bh.store_unaligned(h + j);
+    bs.store_unaligned(s + j);
+  }
+  if (j < n) {
+    // Padding lanes hold harmless values (dots 0, the origin, conformal term 1).
+    const std::size_t m = n - j;
+    B be = kernels::detail::load_partial<T, Arch>(e + j, m, T(0));
+    B bh = kernels::detail::load_partial<T, Arch>(h + j, m, T(0));
+    B bs = kernels::detail::load_partial<T, Arch>(s + j, m, T(0));
+    detail::curvature_similarity_batch<T, Arch>(
+        p, k, be, bh, bs, kernels::detail::load_partial<T, Arch>(key_h_norm2 + j, m, T(0)),
+        kernels::detail::load_partial<T, Arch>(key_h_conformal + j, m, T(1)),
+        kernels::detail::load_partial<T, Arch>(key_h_tangent + j, m, T(1)));
+    kernels::detail::store_partial(be, e + j, m);
+    kernels::detail::store_partial(bh, h + j, m);
+    kernels::detail::store_partial(bs, s + j, m);
+  }
+}
+
+/// \brief Stage 2b: out[j] = w_e·e[j] + w_h·h[j] + w_s·s[j] (one head's un-tempered logits from
+/// the component similarities).
+template <class T, class Arch = default_arch>
+void mix_curvature_components(std::size_t n, T w_e, T w_h, T w_s, const T* e, const T* h,
+                              const T* s, T* out) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B be(w_e), bh(w_h), bs(w_s);
+  std::size_t j = 0;
+  for (; j + W <= n; j += W) {
+    const B x = xsimd::fma(bs, B::load_unaligned(s + j),
+                           xsimd::fma(bh, B::load_unaligned(h + j), be * B::load_unaligned(e + j)));
+    x.store_unaligned(out + j);
+  }
+  for (; j < n; ++j) out[j] = w_s * s[j] + (w_h * h[j] + w_e * e[j]);
+}
+
+/// \brief In-place softmax of x/τ evaluated as exp((x_j − max x)·inv_tau) / Σ, so no exponent
+/// overflows for any τ. Entries equal to −inf (masked) get weight 0; if every entry is −inf (or
+/// n = 0) the result is all zeros and the function returns false. `inv_tau` must be finite > 0
+/// and x must not hold NaN or +inf.
+template <class T, class Arch = default_arch>
+bool tempered_softmax(T* x, std::size_t n, T inv_tau) noexcept {
+  using B = batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const T m = max<T, Arch>(x, n);
+  if (!(m > -std::numeric_limits<T>::infinity())) {
+    for (std::size_t j = 0; j < n; ++j) x[j] = T(0);
+    return false;
+  }
+  const B bm(m), bt(inv_tau);
+  B acc0(T(0)), acc1(T(0));
+  std::size_t j = 0;
+  for (; j + 2 * W <= n; j += 2 * W) {
+    const B e0 = xsimd::exp((B::load_unaligned(x + j) - bm) * bt);
+    const B e1 = xsimd::exp((B::load_unaligned(x + j + W) - bm) * bt);
+    e0.store_unaligned(x + j);
+    e1.store_unaligned(x + j + W);
+    acc0 += e0;
+    acc1 += e1;
+  }
+  for (; j + W <= n; j += W) {
+    const B e0 = xsimd::exp((B::load_unaligned(x + j) - bm) * bt);
+    e0.store_unaligned(x + j);
+    acc0 += e0;
+  }
+  if (j < n) {
+    // Padding lanes hold −inf and contribute exp(−inf) = 0.
+    const B e0 = xsimd::exp(
+        (kernels::detail::load_partial<T, Arch>(x + j, n - j, -std::numeric_limits<T>::infinity()) -
+         bm) *
+        bt);
+    kernels::detail::store_partial(e0, x + j, n - j);
+    acc1 += e0;
+  }
+  const T l = kernels::detail::hsum(acc0 + acc1);  // ≥ 1: the maximum contributes exp(0)
+  scale<T, Arch>(T(1) / l, x, n);
+  return true;
+}
+
+}  // namespace kernels
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+
+template <attention_scalar T>
+class mixed_curvature_fused_attention;
+
+/// \brief Keys prepared for `mixed_curvature_fused_attention`: reusable across queries (and
+/// across mechanisms with the same dims and curvature_h), immutable, safe to share across threads.
+///
+/// Layout: n rows of `stride()` values (64-byte aligned start, the row stride rounded up to a
+/// multiple of 64 bytes, padding zero), each `[k_E | proj(k_H) | k_S/‖k_S‖]`; plus the key terms
+/// ‖k_H‖², 1/(1 − c‖k_H‖²) and α(k_H) as three arrays of n (computed in double from the stored
+/// point, stored as T).
+template <attention_scalar T>
+class mixed_curvature_key_set {
+ public:
+  using value_type = T;
+
+  /// An empty key set (size() == 0); obtain real ones from `prepare_keys`.
+  mixed_curvature_key_set() = default;
+
+  /// Number of keys n.
+  [[nodiscard]] std::size_t size() const noexcept { return n_; }
+  /// True when no key is held.
+  [[nodiscard]] bool empty() const noexcept { return n_ == 0; }
+  /// The component sizes the keys were prepared for.
+  [[nodiscard]] const component_dims& dims() const noexcept { return dims_; }
+  /// The ball curvature the keys were prepared for (< 0).
+  [[nodiscard]] double curvature_h() const noexcept { return curvature_h_; }
+  /// Distance between consecutive rows, in elements (≥ dims().total()).
+  [[nodiscard]] std::size_t stride() const noexcept { return stride_; }
+  /// Pointer to the first prepared row.
+  [[nodiscard]] const T* data() const noexcept { return rows_.data(); }
+  /// Prepared row j (dims().total() values). Throws `invalid_argument` if j >= size().
+  [[nodiscard]] std::span<const T> row(std::size_t j) const {
+    if (j >= n_) {
+      std::ostringstream os;
+      os << "invalid argument: key row " << j << " requested, the key set holds " << n_;
+      throw invalid_argument(os.str());
+    }
+    return {rows_.data() + j * stride_, dims_.total()};
+  }
+  /// The key terms ‖k_H‖², 1/(1 − c‖k_H‖²), α(k_H) (n each).
+  [[nodiscard]] fused_key_terms<T> key_terms() const noexcept {
+    return {std::span<const T>(h_norm2_.data(), n_), std::span<const T>(h_conformal_.data(), n_),
+            std::span<const T>(h_tangent_.data(), n_)};
+  }
+
+ private:
+  friend class mixed_curvature_fused_attention<T>;
+
+  std::size_t n_ = 0;
+  std::size_t stride_ = 0;
+  component_dims dims_{};
+  double curvature_h_ = -1.0;
+  std::vector<T, Eigen::aligned_allocator<T>> rows_;
+  std::vector<T> h_norm2_, h_conformal_, h_tangent_;
+};
+
+/// \brief Mixed-curvature attention E^e × H^h × S^s with the fused kernel; see the file comment.
+/// Immutable after construction and safe to share across threads (scratch is thread-local).
+/// \tparam T float or double.
+template <attention_scalar T>
+class mixed_curvature_fused_attention {
+ public:
+  using value_type = T;
+
+  /// Validates `config`; throws `invalid_config` naming the offending field.
+  explicit mixed_curvature_fused_attention(fused_curvature_config config)
+      : config_(std::move(config)) {
+    const auto& c = config_;
+    const auto fail = [](const char* field, const char* expected, double got) {
+      std::ostringstream os;
+      os << "fused_curvature_config." << field << " must be " << expected << " (got " << got << ")";
+      require_config(false, os.str());
+    };
+    const std::size_t d = c.dims.total();
+    if (d == 0) fail("dims.total()", "> 0", 0.0);
+    require_at_most("fused_curvature_config.dims.total()", d, max_dimension);
+    if (!(std::isfinite(c.curvature_h) && c.curvature_h < 0.0) ||
+        !(static_cast<T>(-c.curvature_h) > T(0)) ||
+        !std::isfinite(static_cast<T>(-c.curvature_h)) ||
+        !std::isfinite(static_cast<T>(1.0 / std::sqrt(-c.curvature_h))))
+      fail("curvature_h", "finite and < 0 (representable in T)", c.curvature_h);
+    if (!(std::isfinite(c.curvature_s) && c.curvature_s > 0.0) ||
+        !std::isfinite(static_cast<T>(1.0 / std::sqrt(c.curvature_s))))
+      fail("curvature_s", "finite and > 0 (1/sqrt representable in T)", c.curvature_s);
+    if (c.num_heads == 0 || c.num_heads > max_heads)
+      fail("num_heads", "in [1, 65536]", static_cast<double>(c.num_heads));
+    if (!c.head_weights.empty() && c.head_weights.size() != c.num_heads) {
+      std::ostringstream os;
+      os << "fused_curvature_config.head_weights must be empty or hold num_heads = " << c.num_heads
+         << " entries (got " << c.head_weights.size() << ")";
+      require_config(false, os.str());
+    }
+    for (std::size_t h = 0; h < c.head_weights.size(); ++h) {
+      for (std::size_t i = 0; i < 3; ++i) {
+        const double w = c.head_weights[h][i];
+        if (!(std::isfinite(w) && w >= 0.0 && std::isfinite(static_cast<T>(w)))) {
+          std::ostringstream os;
+          os << "fused_curvature_config.head_weights[" << h << "][" << i
+             << "] must be finite and >= 0 (got " << w << ")";
+          require_config(false, os.str());
+        }
+      }
+    }
+    if (!(std::isfinite(c.temperature) && c.temperature > 0.0) ||
+        !(static_cast<T>(c.temperature) > T(0)) ||
+        !std::isfinite(static_cast<T>(1.0 / c.temperature)))
+      fail("temperature", "finite and > 0 with 1/temperature finite in T", c.temperature);
+    if (!(std::isfinite(c.euclidean_scale) && c.euclidean_scale >= 0.0) ||
+        !std::isfinite(static_cast<T>(c.euclidean_scale)))
+      fail("euclidean_scale", "finite and >= 0 (0 = 1/sqrt(e))", c.euclidean_scale);
+
+    c_h_ = -c.curvature_h;
+    params_.c = static_cast<T>(c_h_);
+    params_.sphere_radius = static_cast<T>(1.0 / std::sqrt(c.curvature_s));
+    const double se = c.euclidean_scale > 0.0 ? c.euclidean_scale
+                      : c.dims.euclidean > 0
+                          ? 1.0 / std::sqrt(static_cast<double>(c.dims.euclidean))
+                          : 1.0;
+    params_.euclidean_scale = static_cast<T>(se);
+    params_.hyperbolic = c.hyperbolic;
+    params_.has_hyperbolic = c.dims.hyperbolic > 0;
+    params_.has_spherical = c.dims.spherical > 0;
+    inv_tau_ = static_cast<T>(1.0 / c.temperature);
+    weights_.resize(c.num_heads);
+    for (std::size_t h = 0; h < c.num_heads; ++h) {
+      const std::array<double, 3> w =
+          c.head_weights.empty() ? default_head_weights : c.head_weights[h];
+      weights_[h] = {static_cast<T>(w[0]), static_cast<T>(w[1]), static_cast<T>(w[2])};
+    }
+    heads_identical_ = std::all_of(weights_.begin(), weights_.end(),
+                                   [&](const std::array<T, 3>& w) { return w == weights_[0]; });
+  }
+
+  /// (w_e, w_h, w_s) used for every head when `head_weights` is empty.
+  static constexpr std::array<double, 3> default_head_weights{0.5, 0.35, 0.15};
+  /// Largest accepted `num_heads`.
+  static constexpr std::size_t max_heads = std::size_t{1} << 16;
+
+  /// The validated configuration.
+  [[nodiscard]] const fused_curvature_config& config() const noexcept { return config_; }
+  /// The constants of stage 2 (c, R, s_E, mode) as T.
+  [[nodiscard]] const curvature_similarity_params<T>& similarity_params() const noexcept {
+    return params_;
+  }
+  /// (w_e, w_h, w_s) of head h as T (h < num_heads, unchecked).
+  [[nodiscard]] const std::array<T, 3>& head_weights(std::size_t h) const noexcept {
+    return weights_[h];
+  }
+
+  /// \brief Prepares keys (rows = keys, width dims.total()) once for any number of queries:
+  /// projects k_H into the ball, normalises k_S, computes the key terms. Throws
+  /// `dimension_mismatch`, `invalid_argument` (no keys, zero spherical part of a key) or
+  /// `non_finite_input`.
+  [[nodiscard]] mixed_curvature_key_set<T> prepare_keys(const matrix_cref<T>& keys) const {
+    mixed_curvature_key_set<T> ks;
+    prepare_keys_into(keys, ks);
+    return ks;
+  }
+
+  /// \brief As `prepare_keys`, reusing the storage of `key_set` (no allocation when it already
+  /// holds at least as many values). On an exception `key_set` is left empty.
+  void prepare_keys_into(const matrix_cref<T>& keys, mixed_curvature_key_set<T>& key_set) const {
+    const auto& dims = config_.dims;
+    const std::size_t d = dims.total();
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), d);
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    if (config_.check_finite) {
+      // Vectorised scan per row; the scalar pass that names the element runs only on failure.
+      for (std::size_t j = 0; j < n; ++j) {
+        if (!kernels::all_finite(keys.data() + static_cast<std::ptrdiff_t>(j) * keys.outerStride(),
+                                 d))
+          require_finite("keys", keys.data(), n, d, keys.outerStride());
+      }
+    }
+
+    auto& ks = key_set;
+    constexpr std::size_t line = 64 / sizeof(T);
+    const std::size_t stride = (d + line - 1) / line * line;
+    ks.n_ = 0;  // empty until complete
+    if (ks.rows_.size() < n * stride) ks.rows_.resize(n * stride);
+    ks.h_norm2_.resize(n);
+    ks.h_conformal_.resize(n);
+    ks.h_tangent_.resize(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      const T* src = keys.data() + static_cast<std::ptrdiff_t>(j) * keys.outerStride();
+      T* dst = ks.rows_.data() + j * stride;
+      const hyperbolic_terms t = prepare_row(src, dst, "keys", j, true);
+      std::fill(dst + d, dst + stride, T(0));
+      ks.h_norm2_[j] = static_cast<T>(t.norm2);
+      ks.h_conformal_[j] = static_cast<T>(t.conformal);
+      ks.h_tangent_[j] = static_cast<T>(t.tangent);
+    }
+    ks.stride_ = stride;
+    ks.dims_ = dims;
+    ks.curvature_h_ = config_.curvature_h;
+    ks.n_ = n;
+  }
+
+  /// \brief Writes the prepared query `[q_E | proj(q_H) | q_S/‖q_S‖]` into `row` (size
+  /// dims.total()) and returns its hyperbolic terms — the query side of stage 1 and stage 2.
+  /// Throws `dimension_mismatch`, `non_finite_input` or `invalid_argument` (zero spherical part).
+  fused_query_terms<T> prepare_query(std::span<const T> query, std::span<T> row) const {
+    const std::size_t d = config_.dims.total();
+    require_dimension("query.size()", query.size(), d);
+    require_dimension("row.size()", row.size(), d);
+    if (config_.check_finite) require_finite<T>("query", query);
+    const hyperbolic_terms t = prepare_row(query.data(), row.data(), "query", 0, false);
+    return {static_cast<T>(t.norm2), static_cast<T>(t.conformal), static_cast<T>(t.tangent)};
+  }
+
+  /// \brief Mean over heads of the attention outputs for one query; keys are prepared per call
+  /// into a thread-local key set (use `prepare_keys` + the key-set overload to reuse them).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    check_value_rows(values, static_cast<std::size_t>(keys.rows()));
+    auto& ks = per_call_keys();
+    prepare_keys_into(keys, ks);
+    return compute(query, ks, values);
+  }
+
+  /// \brief As `compute`, with a key mask (`true` = visible). All masked → zeros.
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> mask) const {
+    require_dimension("mask.size()", mask.size(), static_cast<std::size_t>(keys.rows()));
+    check_value_rows(values, static_cast<std::size_t>(keys.rows()));
+    auto& ks = per_call_keys();
+    prepare_keys_into(keys, ks);
+    return compute_with_mask(query, ks, values, mask);
+  }
+
+  /// \brief Mean over heads of the attention outputs for one query against a prepared key set.
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query,
+                                       const mixed_curvature_key_set<T>& key_set,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    run(query, key_set, values, {}, out.data(), nullptr);
+    return out;
+  }
+
+  /// \brief As the key-set `compute`, with a key mask (`true` = visible).
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const mixed_curvature_key_set<T>& key_set,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> mask) const {
+    require_dimension("mask.size()", mask.size(), key_set.size());
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    run(query, key_set, values, mask, out.data(), nullptr);
+    return out;
+  }
+
+  /// \brief Every head's output: row h of the [num_heads, dv] result is out_h. `mask` (empty =
+  /// all visible) holds `true` for visible keys.
+  [[nodiscard]] row_matrix<T> compute_heads(std::span<const T> query,
+                                            const mixed_curvature_key_set<T>& key_set,
+                                            const matrix_cref<T>& values,
+                                            std::span<const bool> mask = {}) const {
+    if (!mask.empty()) require_dimension("mask.size()", mask.size(), key_set.size());
+    row_matrix<T> out(static_cast<Eigen::Index>(config_.num_heads), values.cols());
+    run(query, key_set, values, mask, nullptr, &out);
+    return out;
+  }
+
+  /// \brief Head `head`'s logits logit_h(q, k_j) = x_j/τ for every key (no mask; may overflow to
+  /// ±inf for an extreme τ — the attention itself never does). `out.size()` must be n.
+  void logits(std::span<const T> query, const mixed_curvature_key_set<T>& key_set, std::size_t head,
+              std::span<T> out) const {
+    if (head >= config_.num_heads) {
+      std::ostringstream os;
+      os << "invalid argument: head is " << head
+         << ", expected < num_heads = " << config_.num_heads;
+      throw invalid_argument(os.str());
+    }
+    check_key_set(key_set);
+    require_dimension("out.size() (must equal the number of keys)", out.size(), key_set.size());
+    const std::size_t n = key_set.size();
+    scratch_layout L(config_.dims.total(), n);
+    T* buf = scratch(L.total);
+    similarities(query, key_set, buf, L);
+    const auto& w = weights_[head];
+    kernels::mix_curvature_components<T>(n, w[0], w[1], w[2], buf + L.e, buf + L.h, buf + L.s,
+                                         out.data());
+    kernels::scale<T>(inv_tau_, out.data(), n);
+  }
+
+  /// \brief Finishes an attention call from externally computed segment dots (stage 2 onward):
+  /// `dot_e/dot_h/dot_s` (n each, overwritten with the component similarities) must be the dot
+  /// products of the prepared query (`prepare_query`, whose terms are `qt`) with prepared keys
+  /// whose terms are `keys`. Writes the mean over heads into `out` (size values.cols()).
+  void compute_from_dots(const fused_query_terms<T>& qt, std::span<T> dot_e, std::span<T> dot_h,
+                         std::span<T> dot_s, const fused_key_terms<T>& keys,
+                         const matrix_cref<T>& values, std::span<const bool> mask,
+                         std::span<T> out) const {
+    const std::size_t n = dot_e.size();
+    require_non_empty("dot_e", n);
+    require_dimension("dot_h.size()", dot_h.size(), n);
+    require_dimension("dot_s.size()", dot_s.size(), n);
+    require_dimension("keys.h_norm2.size()", keys.h_norm2.size(), n);
+    require_dimension("keys.h_conformal.size()", keys.h_conformal.size(), n);
+    require_dimension("keys.h_tangent.size()", keys.h_tangent.size(), n);
+    check_value_rows(values, n);
+    if (!mask.empty()) require_dimension("mask.size()", mask.size(), n);
+    require_dimension("out.size() (must equal values.cols())", out.size(),
+                      static_cast<std::size_t>(values.cols()));
+    kernels::curvature_similarities<T>(n, params_, qt, keys.h_norm2.data(), keys.h_conformal.data(),
+                                       keys.h_tangent.data(), dot_e.data(), dot_h.data(),
+                                       dot_s.data());
+    scratch_layout L(0, n);
+    T* buf = scratch(L.total);
+    attend(dot_e.data(), dot_h.data(), dot_s.data(), n, values, mask, buf + L.x, buf + L.wbar,
+           out.data(), nullptr);
+    if (config_.check_finite && !kernels::all_finite(out.data(), out.size())) {
+      require_finite("values", values.data(), n, static_cast<std::size_t>(values.cols()),
+                     values.outerStride());
+      throw non_finite_input(
+          "non-finite input: an attention logit or output is not finite although the values "
+          "are finite (non-finite dots or key terms, or an overflow)");
+    }
+  }
+
+  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
+  }
+
+  /// \brief Seeds-shaped adapter with a `std::vector<bool>` mask.
+  [[nodiscard]] std::vector<T> compute_with_mask(const std::vector<T>& query,
+                                                 const std::vector<std::vector<T>>& keys,
+                                                 const std::vector<std::vector<T>>& values,
+                                                 const std::vector<bool>& mask) const {
+    const std::unique_ptr<bool[]> m(new bool[mask.size()]);
+    std::copy(mask.begin(), mask.end(), m.get());
+    return compute_with_mask(std::span<const T>(query), to_matrix(keys, "keys"),
+                             to_matrix(values, "values"),
+                             std::span<const bool>(m.get(), mask.size()));
+  }
+
+ private:
+  struct hyperbolic_terms {
+    double norm2, conformal, tangent;
+  };
+
+  // Offsets (in elements, each a multiple of 16 so every piece stays 64-byte aligned) of the
+  // per-call scratch: prepared query, the three similarity arrays, one head's logits, the
+  // head-mean weights.
+  struct scratch_layout {
+    std::size_t q = 0, e, h, s, x, wbar, total;
+    scratch_layout(std::size_t d, std::size_t n) noexcept {
+      const std::size_t nr = round(n);
+      e = q + round(d);
+      h = e + nr;
+      s = h + nr;
+      x = s + nr;
+      wbar = x + nr;
+      total = wbar + nr;
+    }
+    static std::size_t round(std::size_t v) noexcept { return (v + 15) / 16 * 16; }
+  };
+
+  // Per-thread scratch of this mechanism family (its own buffer, so callers of
+  // compute_from_dots may keep their dots in the shared detail::thread_scratch slots).
+  static T* scratch(std::size_t n) {
+    thread_local std::vector<T, Eigen::aligned_allocator<T>> buffer;
+    if (buffer.size() < n) buffer.resize(n);
+    return buffer.data();
+  }
+
+  // The key set of the per-call (raw keys) path: thread-local so its storage is reused.
+  static mixed_curvature_key_set<T>& per_call_keys() {
+    thread_local mixed_curvature_key_set<T> ks;
+    return ks;
+  }
+
+  // Σ x_i² in double with 8 independent partial sums (no serial dependency chain).
+  static double squared_norm(const T* x, std::size_t n) noexcept {
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      for (std::size_t r = 0; r < 8; ++r)
+        a[r] += static_cast<double>(x[i + r]) * static_cast<double>(x[i + r]);
+    double sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+    return sum;
+  }
+
+  // Copies one vector into storage layout: E as is, H projected into the ball, S normalised.
+  // Returns the hyperbolic terms of the stored (rounded) H part, computed in double.
+  hyperbolic_terms prepare_row(const T* src, T* dst, const char* what, std::size_t index,
+                               bool is_key) const {
+    const auto& dims = config_.dims;
+    const std::size_t e = dims.euclidean, h = dims.hyperbolic, s = dims.spherical;
+    std::copy(src, src + e, dst);
+
+    const T* sh = src + dims.hyperbolic_offset();
+    T* dh = dst + dims.hyperbolic_offset();
+    const double n2 = squared_norm(sh, h);
+    const double sqrt_c = std::sqrt(c_h_);
+    const double r_max = (1.0 - fused_ball_eps) / sqrt_c;
+    const double norm = std::sqrt(n2);
+    double stored2 = n2;
+    if (norm > r_max) {
+      const double f = r_max / norm;
+      for (std::size_t i = 0; i < h; ++i) dh[i] = static_cast<T>(f * static_cast<double>(sh[i]));
+      stored2 = squared_norm(dh, h);  // the terms describe the stored (rounded) point
+    } else {
+      std::copy(sh, sh + h, dh);
+    }
+    const double u = sqrt_c * std::sqrt(stored2);  // < 1 by the projection
+    hyperbolic_terms t{stored2, 1.0 / (1.0 - c_h_ * stored2), u > 0.0 ? std::atanh(u) / u : 1.0};
+
+    const T* ss = src + dims.spherical_offset();
+    T* ds = dst + dims.spherical_offset();
+    const double s2 = squared_norm(ss, s);
+    if (s > 0 && !(s2 > 0.0)) {
+      std::ostringstream os;
+      os << "invalid argument: " << what;
+      if (is_key) os << "[" << index << "]";
+      os << " has a zero spherical part (elements [" << dims.spherical_offset() << ", "
+         << dims.total() << ")): the point on the sphere is undefined";
+      throw invalid_argument(os.str());
+    }
+    const double inv = s > 0 ? 1.0 / std::sqrt(s2) : 0.0;
+    for (std::size_t i = 0; i < s; ++i) ds[i] = static_cast<T>(inv * static_cast<double>(ss[i]));
+    return t;
+  }
+
+  void check_key_set(const mixed_curvature_key_set<T>& ks) const {
+    if (ks.empty()) throw invalid_argument("invalid argument: key_set is empty");
+    if (ks.dims() != config_.dims) {
+      std::ostringstream os;
+      os << "dimension mismatch: key_set.dims() is (" << ks.dims().euclidean << ", "
+         << ks.dims().hyperbolic << ", " << ks.dims().spherical << "), expected ("
+         << config_.dims.euclidean << ", " << config_.dims.hyperbolic << ", "
+         << config_.dims.spherical << ")";
+      throw dimension_mismatch(os.str());
+    }
+    if (ks.curvature_h() != config_.curvature_h) {
+      std::ostringstream os;
+      os << "invalid argument: key_set was prepared for curvature_h = " << ks.curvature_h()
+         << ", expected " << config_.curvature_h;
+      throw invalid_argument(os.str());
+    }
+  }
+
+  static void check_value_rows(const matrix_cref<T>& values, std::size_t n) {
+    require_dimension("values.rows() (must equal the number of keys)",
+                      static_cast<std::size_t>(values.rows()), n);
+  }
+
+  // Validates and runs stages 1 and 2a into buf (layout L): per-component similarities.
+  void similarities(std::span<const T> query, const mixed_curvature_key_set<T>& ks, T* buf,
+                    const scratch_layout& L) const {
+    const std::size_t d = config_.dims.total(), n = ks.size();
+    const fused_query_terms<T> qt = prepare_query(query, std::span<T>(buf + L.q, d));
+    kernels::segment_row_dots<T>(ks.data(), n, ks.stride(), config_.dims, buf + L.q, buf + L.e,
+                                 buf + L.h, buf + L.s);
+    kernels::curvature_similarities<T>(n, params_, qt, ks.h_norm2_.data(), ks.h_conformal_.data(),
+                                       ks.h_tangent_.data(), buf + L.e, buf + L.h, buf + L.s);
+  }
+
+  // Head h's weights into x (n): mixture, mask, tempered softmax.
+  void head_weights_into(std::size_t head, const T* e, const T* h, const T* s, std::size_t n,
+                         std::span<const bool> mask, T* x) const noexcept {
+    const auto& w = weights_[head];
+    kernels::mix_curvature_components<T>(n, w[0], w[1], w[2], e, h, s, x);
+    if (!mask.empty()) {
+      for (std::size_t j = 0; j < n; ++j)
+        if (!mask[j]) x[j] = -std::numeric_limits<T>::infinity();
+    }
+    kernels::tempered_softmax<T>(x, n, inv_tau_);
+  }
+
+  // From similarities to outputs: `out` (mean over heads, dv) and/or `heads` ([H, dv]).
+  void attend(const T* e, const T* h, const T* s, std::size_t n, const matrix_cref<T>& values,
+              std::span<const bool> mask, T* x, T* wbar, T* out, row_matrix<T>* heads) const {
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    const std::size_t ldv = static_cast<std::size_t>(values.outerStride());
+    const std::size_t H = config_.num_heads;
+    if (heads != nullptr) {
+      for (std::size_t hd = 0; hd < H; ++hd) {
+        if (hd == 0 || !heads_identical_) head_weights_into(hd, e, h, s, n, mask, x);
+        kernels::weighted_row_sum(x, n, values.data(), dv, ldv, T(0),
+                                  heads->data() + hd * static_cast<std::size_t>(heads->cols()));
+      }
+      return;
+    }
+    if (heads_identical_) {  // the mean of identical heads is any one of them
+      head_weights_into(0, e, h, s, n, mask, x);
+      kernels::weighted_row_sum(x, n, values.data(), dv, ldv, T(0), out);
+      return;
+    }
+    // mean_h Σ_j w_hj v_j = Σ_j (mean_h w_hj) v_j: one pass over the values.
+    std::fill(wbar, wbar + n, T(0));
+    const T inv_h = T(1) / static_cast<T>(H);
+    for (std::size_t hd = 0; hd < H; ++hd) {
+      head_weights_into(hd, e, h, s, n, mask, x);
+      kernels::axpy(inv_h, x, wbar, n);
+    }
+    kernels::weighted_row_sum(wbar, n, values.data(), dv, ldv, T(0), out);
+  }
+
+  // The validated path behind compute / compute_with_mask / compute_heads.
+  void run(std::span<const T> query, const mixed_curvature_key_set<T>& ks,
+           const matrix_cref<T>& values, std::span<const bool> mask, T* out,
+           row_matrix<T>* heads) const {
+    check_key_set(ks);
+    check_value_rows(values, ks.size());
+    const std::size_t n = ks.size();
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    scratch_layout L(config_.dims.total(), n);
+    T* buf = scratch(L.total);
+    similarities(query, ks, buf, L);
+    attend(buf + L.e, buf + L.h, buf + L.s, n, values, mask, buf + L.x, buf + L.wbar, out, heads);
+    if (config_.check_finite) {
+      const bool ok = heads == nullptr ? kernels::all_finite(out, dv)
+                                       : kernels::all_finite(heads->data(), heads->size());
+      if (!ok) {
+        require_finite<T>("query", query);
+        require_finite("values", values.data(), n, dv, values.outerStride());
+        throw non_finite_input(
+            "non-finite input: an attention logit or output overflowed although the query, keys "
+            "and values are finite (reduce the input magnitude, the weights or the "
+            "euclidean_scale)");
+      }
+    }
+  }
+
+  fused_curvature_config config_;
+  double c_h_ = 1.0;
+  curvature_similarity_params<T> params_{};
+  T inv_tau_ = T(1);
+  std::vector<std::array<T, 3>> weights_;
+  bool heads_identical_ = true;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/curvature/fused_attention.hpp ----
+// ---- begin ruvector/attention/curvature/tangent_space.hpp ----
+/// \file curvature/tangent_space.hpp
+/// \brief Maps Poincaré-ball points to the tangent space at a base point b and back (the seeds'
+/// `TangentSpaceMapper`), with the maps of Ganea et al. 2018, "Hyperbolic Neural Networks":
+///
+///     to_tangent(x)   = log_b(x),    from_tangent(v) = exp_b(v)
+///
+/// and, at the origin (b = 0, the fast path: one norm and one scaling per point),
+///
+///     log_0(x) = artanh(√c‖x‖) x/(√c‖x‖),    exp_0(v) = tanh(√c‖v‖) v/(√c‖v‖).
+///
+/// Both paths use the full conformal factor λ_x = 2/(1 − c‖x‖²), so the fast path is exactly the
+/// general path evaluated at b = 0 (the Rust original's general path used half of λ and so
+/// disagreed with its own fast path by a factor 2, and it produced NaN for positive curvature).
+/// Tangent vectors are linear coordinates: Euclidean operations (averaging, linear layers,
+/// dot-product attention) can be applied to them and the result mapped back.
+///
+/// Conventions:
+/// - `tangent_space_config::curvature` uses the seeds' sign convention: it must be finite and
+///   < 0 and the ball has c = −curvature (`invalid_config` otherwise; a sphere has no global
+///   tangent chart, so positive curvature is rejected rather than producing NaN).
+/// - An empty `base_point` is the origin and accepts points of any dimension; a non-empty one
+///   fixes the dimension (`dimension_mismatch` otherwise), must be finite and strictly inside the
+///   ball after conversion to T (`invalid_config`). An all-zero base point also takes the fast
+///   path.
+/// - Point inputs follow `poincare_ball` (open ball, otherwise `invalid_argument` /
+///   `non_finite_input` naming the row); outputs of from_tangent lie within max_norm
+///   (`poincare_ball<T>::default_eps`).
+/// - The object is immutable and safe to share across threads. The matrix maps allocate only
+///   their result and spread rows over threads with `parallel_for` for large inputs.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <sstream>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// ---- begin ruvector/attention/geometry/poincare.hpp ----
+/// \file geometry/poincare.hpp
+/// \brief The Poincaré ball 𝔻ⁿ_c of constant curvature −c (c > 0) as a
+/// `constant_curvature_manifold`, with the gyrovector operations of Ganea, Bécigneul & Hofmann
+/// 2018, "Hyperbolic Neural Networks" (NeurIPS), §2, and Ungar 2008, "Analytic Hyperbolic
+/// Geometry and Albert Einstein's Special Theory of Relativity".
+///
+/// Points are x ∈ Rⁿ with c‖x‖² < 1; tangent vectors at x are all of Rⁿ. With β_x = 1 − c‖x‖²:
+///
+///     λ_x        = 2 / (1 − c‖x‖²) = 2/β_x                       (conformal factor)
+///     ⟨u, v⟩_x   = λ_x² ⟨u, v⟩                                    (Riemannian metric)
+///     x ⊕ y      = ((1 + 2c⟨x,y⟩ + c‖y‖²) x + (1 − c‖x‖²) y) / (1 + 2c⟨x,y⟩ + c²‖x‖²‖y‖²)
+///     r ⊗ x      = (1/√c) tanh(r artanh(√c‖x‖)) x/‖x‖             (r ⊗ 0 = 0)
+///     gyr[u,v]w  = ⊖(u ⊕ v) ⊕ (u ⊕ (v ⊕ w))
+///     d(x, y)    = (2/√c) artanh(√c ‖(−x) ⊕ y‖)
+///     exp_x(v)   = x ⊕ (tanh(√c λ_x ‖v‖/2) v/(√c‖v‖))               (exp_x(0) = x)
+///     log_x(y)   = (2/(√c λ_x)) artanh(√c‖(−x) ⊕ y‖) ((−x) ⊕ y)/‖(−x) ⊕ y‖
+///     exp_0(v)   = tanh(√c‖v‖) v/(√c‖v‖),   log_0(y) = artanh(√c‖y‖) y/(√c‖y‖)
+///     P_{x→y}(v) = (λ_x/λ_y) gyr[y, −x] v                         (parallel transport)
+///
+/// This is the full conformal factor 2/(1 − c‖x‖²) of Ganea et al. (the Rust crate this library
+/// replaces used half of it, which breaks exp_x ∘ log_x = id away from the origin).
+///
+/// Evaluation (all algebraically identical to the formulas above, chosen so that close points and
+/// points near the boundary keep their digits; none allocates):
+/// - ‖x − y‖² and ‖x + y‖² are formed from the element-wise difference/sum in one fused pass with
+///   ‖x‖² and ‖y‖², never as ‖x‖² + ‖y‖² ± 2⟨x, y⟩ (which cancels catastrophically).
+/// - The Möbius denominator is 1 + 2c⟨x,y⟩ + c²‖x‖²‖y‖² = β_x β_y + c‖x + y‖² (a sum of
+///   non-negative terms).
+/// - d(x, y) = (1/√c) arcosh(1 + δ) with δ = 2c‖x − y‖²/(β_x β_y), evaluated as
+///   (1/√c) log1p(δ + √δ·√(δ + 2)), accurate for δ → 0 and free of overflow.
+/// - log_x(y) = g(δ)·β_x/√(2β_xβ_y D) · (β_x (y − x) − c‖x − y‖² x) with D = β_xβ_y + c‖x − y‖² and
+///   g(δ) = arcosh(1 + δ)/√δ (g(0) = √2): the same value as the formula above, without dividing by
+///   a vanishing ‖(−x) ⊕ y‖.
+/// - artanh(√c‖x‖) = ½ log1p(2r(1 + r)/β_x) with r = √c‖x‖, accurate at both ends.
+/// - gyr[y, −x]w (parallel transport, `gyration`) uses Ungar's closed form rewritten in
+///   Δ = y − x so that every correction term is O(‖Δ‖) (no cancellation for close points).
+///
+/// Numerical conventions:
+/// - eps: the library keeps the points it produces in the closed ball of radius
+///   max_norm = (1 − eps)/√c. Defaults: 1e-5 for float, 1e-10 for double. Near the boundary one
+///   unit in the last place of a coordinate moves a distance by about λ_x·ulp(‖x‖); at
+///   √c‖x‖ = 1 − eps that is ≈ 6e-3 for float (ulp 6e-8, λ ≈ 1e5) and ≈ 1e-6 for double
+///   (ulp 1.1e-16, λ ≈ 1e10), the coarsest resolution still useful for attention scores. The
+///   largest distance from the origin is then (1/√c) ln((2 − eps)/eps) ≈ 12.2/√c (float) and
+///   ≈ 23.7/√c (double). eps must lie in [16·ε_T, 0.5) (ε_T = machine epsilon): below that,
+///   max_norm is not distinguishable from the boundary in T.
+/// - Outputs that are points (mobius_add, mobius_scalar_mul, exp, exp0, project) are projected
+///   onto that closed ball when they land outside it (mobius_add and exp check the norm of the
+///   computed point in one extra pass; the others know it in closed form).
+/// - Inputs that are points must lie in the open ball c‖x‖² < 1 (they may lie beyond max_norm):
+///   otherwise `invalid_argument`; a NaN/Inf coordinate throws `non_finite_input` naming it.
+///   Both checks are on scalars the formulas need anyway, so the happy path costs nothing;
+///   tangent vectors and gyration/transport arguments are checked the same way (a squared norm
+///   or dot product that is not finite). Sizes must agree (`dimension_mismatch`); the size-0
+///   ball (a single point) is accepted.
+/// - Tangent vectors with finite coordinates whose squared norm overflows T are accepted by exp,
+///   exp0 and project (their norm is formed with scaling on that rare path).
+/// - Conditioning: results are accurate to a few ε_T·λ relative to the ball radius, which is the
+///   resolution of the inputs themselves. The exception is inherent: exp_x(v) along a long
+///   geodesic amplifies a relative error ε in v to ~ε·sinh(√c‖v‖_x)/√c in distance (geodesics
+///   diverge exponentially), e.g. ~0.3/√c in float for √c‖v‖_x ≈ 16 near the boundary.
+/// - `out` must not overlap the inputs (the manifold concept's rule); element-wise ops tolerate
+///   `out` being exactly one of the inputs, but this is not guaranteed API.
+/// - Besides the `manifold` API, `distances(x, ys, out)` evaluates d(x, ·) for every row of a
+///   matrix (the attention-score loop).
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
-#include <optional>
 #include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
 #include <type_traits>
+
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention {
+
+namespace detail {
+
+// ---- fused kernels (no validation, noexcept) ---------------------------------------------------
+
+/// ‖x‖², ‖y‖² and ‖x + a·y‖².
+template <class T>
+struct geo_pair_sums {
+  T xx;
+  T yy;
+  T zz;
+};
+
+/// One pass over x and y: ‖x‖², ‖y‖², ‖x + a·y‖² (x + a·y formed element-wise, so a = −1 gives
+/// ‖x − y‖² with full relative accuracy for close points). Two accumulator sets per step.
+template <class T, class Arch = kernels::default_arch>
+[[nodiscard]] geo_pair_sums<T> geo_pair_norms(const T* x, const T* y, T a, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  geo_pair_sums<T> r{T(0), T(0), T(0)};
+  if (n >= W) {
+    const B ab(a);
+    B xx0(T(0)), yy0(T(0)), zz0(T(0)), xx1(T(0)), yy1(T(0)), zz1(T(0));
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const B x0 = B::load_unaligned(x + i);
+      const B y0 = B::load_unaligned(y + i);
+      const B x1 = B::load_unaligned(x + i + W);
+      const B y1 = B::load_unaligned(y + i + W);
+      const B z0 = xsimd::fma(ab, y0, x0);
+      const B z1 = xsimd::fma(ab, y1, x1);
+      xx0 = xsimd::fma(x0, x0, xx0);
+      yy0 = xsimd::fma(y0, y0, yy0);
+      zz0 = xsimd::fma(z0, z0, zz0);
+      xx1 = xsimd::fma(x1, x1, xx1);
+      yy1 = xsimd::fma(y1, y1, yy1);
+      zz1 = xsimd::fma(z1, z1, zz1);
+    }
+    for (; i + W <= n; i += W) {
+      const B x0 = B::load_unaligned(x + i);
+      const B y0 = B::load_unaligned(y + i);
+      const B z0 = xsimd::fma(ab, y0, x0);
+      xx0 = xsimd::fma(x0, x0, xx0);
+      yy0 = xsimd::fma(y0, y0, yy0);
+      zz0 = xsimd::fma(z0, z0, zz0);
+    }
+    r.xx = kernels::detail::hsum(xx0 + xx1);
+    r.yy = kernels::detail::hsum(yy0 + yy1);
+    r.zz = kernels::detail::hsum(zz0 + zz1);
+  }
+  for (; i < n; ++i) {
+    const T z = x[i] + a * y[i];
+    r.xx += x[i] * x[i];
+    r.yy += y[i] * y[i];
+    r.zz += z * z;
+  }
+  return r;
+}
+
+/// The scalars of Ungar's gyration gyr[y, −x]w in the variable Δ = y − x, where x = sx·x_raw.
+template <class T>
+struct geo_gyr_sums {
+  T xx;  ///< ‖x‖²
+  T yy;  ///< ‖y‖²
+  T xw;  ///< ⟨x, w⟩
+  T dw;  ///< ⟨Δ, w⟩
+  T xd;  ///< ⟨x, Δ⟩
+  T dd;  ///< ‖Δ‖²
+};
+
+/// One pass over y, x_raw and w computing `geo_gyr_sums` with x = sx·x_raw (sx = ±1).
+template <class T, class Arch = kernels::default_arch>
+[[nodiscard]] geo_gyr_sums<T> geo_gyr_norms(const T* y, const T* x_raw, T sx, const T* w,
+                                            std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  geo_gyr_sums<T> r{T(0), T(0), T(0), T(0), T(0), T(0)};
+  if (n >= W) {
+    const B sb(sx);
+    B xx(T(0)), yy(T(0)), xw(T(0)), dw(T(0)), xd(T(0)), dd(T(0));
+    for (; i + W <= n; i += W) {
+      const B xb = sb * B::load_unaligned(x_raw + i);
+      const B yb = B::load_unaligned(y + i);
+      const B wb = B::load_unaligned(w + i);
+      const B db = yb - xb;
+      xx = xsimd::fma(xb, xb, xx);
+      yy = xsimd::fma(yb, yb, yy);
+      xw = xsimd::fma(xb, wb, xw);
+      dw = xsimd::fma(db, wb, dw);
+      xd = xsimd::fma(xb, db, xd);
+      dd = xsimd::fma(db, db, dd);
+    }
+    r = {kernels::detail::hsum(xx), kernels::detail::hsum(yy), kernels::detail::hsum(xw),
+         kernels::detail::hsum(dw), kernels::detail::hsum(xd), kernels::detail::hsum(dd)};
+  }
+  for (; i < n; ++i) {
+    const T xi = sx * x_raw[i];
+    const T di = y[i] - xi;
+    r.xx += xi * xi;
+    r.yy += y[i] * y[i];
+    r.xw += xi * w[i];
+    r.dw += di * w[i];
+    r.xd += xi * di;
+    r.dd += di * di;
+  }
+  return r;
+}
+
+/// out = a·x + b·y (element-wise; out may be exactly x or y).
+template <class T, class Arch = kernels::default_arch>
+void geo_axpby(T a, const T* x, T b, const T* y, T* out, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B ab(a), bb(b);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    xsimd::fma(ab, B::load_unaligned(x + i), bb * B::load_unaligned(y + i))
+        .store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = a * x[i] + b * y[i];
+}
+
+/// out = a·x (element-wise; out may be exactly x).
+template <class T, class Arch = kernels::default_arch>
+void geo_scaled(T a, const T* x, T* out, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B ab(a);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) (ab * B::load_unaligned(x + i)).store_unaligned(out + i);
+  for (; i < n; ++i) out[i] = a * x[i];
+}
+
+/// out = p·(y − x) + q·x, the difference formed first (element-wise; out may be exactly x or y).
+template <class T, class Arch = kernels::default_arch>
+void geo_diff_axpy(T p, const T* x, const T* y, T q, T* out, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B pb(p), qb(q);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    const B xb = B::load_unaligned(x + i);
+    xsimd::fma(pb, B::load_unaligned(y + i) - xb, qb * xb).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = p * (y[i] - x[i]) + q * x[i];
+}
+
+/// out = k·(w + b·x + e·(y − x)) with x = sx·x_raw (element-wise; the gyration write pass).
+template <class T, class Arch = kernels::default_arch>
+void geo_gyr_combine(T k, const T* w, T b, const T* x_raw, T sx, T e, const T* y, T* out,
+                     std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B kb(k), bb(b), eb(e), sb(sx);
+  std::size_t i = 0;
+  for (; i + W <= n; i += W) {
+    const B xb = sb * B::load_unaligned(x_raw + i);
+    const B t =
+        xsimd::fma(eb, B::load_unaligned(y + i) - xb, xsimd::fma(bb, xb, B::load_unaligned(w + i)));
+    (kb * t).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) {
+    const T xi = sx * x_raw[i];
+    out[i] = k * (e * (y[i] - xi) + (b * xi + w[i]));
+  }
+}
+
+// ---- scalar helpers ----------------------------------------------------------------------------
+
+/// artanh(r) for r ∈ [0, 1) given beta = 1 − r² computed separately (more accurately than from
+/// r): artanh(r) = ½ log1p(2r/(1 − r)) = ½ log1p(2r(1 + r)/β).
+template <class T>
+[[nodiscard]] inline T geo_artanh(T r, T beta) noexcept {
+  return T(0.5) * std::log1p(T(2) * r * (T(1) + r) / beta);
+}
+
+/// arcosh(1 + δ) for δ ≥ 0, as log1p(δ + √δ·√(δ + 2)) (accurate for small δ, no overflow).
+template <class T>
+[[nodiscard]] inline T geo_arcosh1p(T delta) noexcept {
+  return std::log1p(delta + std::sqrt(delta) * std::sqrt(delta + T(2)));
+}
+
+/// arcosh(1 + δ)/√δ for δ ≥ 0 (→ √2 as δ → 0).
+template <class T>
+[[nodiscard]] inline T geo_arcosh1p_over_sqrt(T delta) noexcept {
+  if (!(delta > T(0))) return std::sqrt(T(2));
+  return geo_arcosh1p(delta) / std::sqrt(delta);
+}
+
+/// A Euclidean norm as m·r, so that vectors with finite coordinates whose squared norm
+/// overflows T (‖x‖ > ~1e19 in float) are still handled: m = 1, r = ‖x‖ normally, and
+/// m = max|xᵢ|, r = ‖x/m‖ ∈ [1, √n] on the rare overflow path.
+template <class T>
+struct geo_norm_parts {
+  T m;
+  T r;
+  /// ‖x‖ (+inf if it is not representable).
+  [[nodiscard]] T value() const noexcept { return m * r; }
+  /// a/‖x‖ without overflow (requires r > 0).
+  [[nodiscard]] T divide(T a) const noexcept { return (a / r) / m; }
+};
+
+/// The parts of ‖x‖ given ss = Σ xᵢ² as computed (finite coordinates assumed).
+template <class T>
+[[nodiscard]] geo_norm_parts<T> geo_norm_from(const T* x, std::size_t n, T ss) noexcept {
+  if (std::isfinite(ss)) return {T(1), std::sqrt(ss)};
+  T m = T(0);
+  for (std::size_t i = 0; i < n; ++i) m = std::max(m, std::abs(x[i]));
+  T s = T(0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T t = x[i] / m;
+    s += t * t;
+  }
+  return {m, std::sqrt(s)};
+}
+
+// ---- error paths -------------------------------------------------------------------------------
+
+/// "fn: arg", the `what` of an error message.
+[[nodiscard]] inline std::string geo_what(std::string_view fn, std::string_view arg) {
+  std::string s(fn);
+  s.append(": ").append(arg);
+  return s;
+}
+
+/// Throws `dimension_mismatch`: "fn: arg.size() is got, expected want".
+[[noreturn]] inline void geo_throw_size(std::string_view fn, std::string_view arg, std::size_t got,
+                                        std::size_t want) {
+  std::ostringstream os;
+  os << "dimension mismatch: " << fn << ": " << arg << ".size() is " << got << ", expected "
+     << want;
+  throw dimension_mismatch(os.str());
+}
+
+/// Throws `dimension_mismatch` unless got == want (the check is inline, the throw is not).
+inline void geo_require_size(std::string_view fn, std::string_view arg, std::size_t got,
+                             std::size_t want) {
+  if (got != want) geo_throw_size(fn, arg, got, want);
+}
+
+/// A point failed the ball test: `non_finite_input` naming a NaN/Inf coordinate, otherwise
+/// `invalid_argument` with the offending value of c‖x‖².
+template <class T>
+[[noreturn]] void geo_throw_not_in_ball(std::string_view fn, std::string_view arg,
+                                        std::span<const T> x, T c_xx,
+                                        std::string_view model = "Poincaré ball") {
+  require_finite(geo_what(fn, arg), x);
+  std::ostringstream os;
+  os << "invalid argument: " << fn << ": " << arg << " is not inside the " << model
+     << ": c·‖x‖² = " << c_xx << ", expected < 1";
+  throw invalid_argument(os.str());
+}
+
+/// A vector produced a non-finite dot product: `non_finite_input` naming the coordinate, or
+/// `invalid_argument` when all coordinates are finite but the squared norm overflows.
+template <class T>
+[[noreturn]] void geo_throw_non_finite(std::string_view fn, std::string_view arg,
+                                       std::span<const T> v) {
+  require_finite(geo_what(fn, arg), v);
+  std::ostringstream os;
+  os << "invalid argument: " << fn << ": " << arg
+     << " is too large: its squared norm overflows the scalar type";
+  throw invalid_argument(os.str());
+}
+
+/// Rethrows a library error with "fn: arg row i: " prepended, keeping its type (the error path
+/// of batched operations, so a message names the offending row).
+[[noreturn]] inline void geo_rethrow_for_row(const error& e, std::string_view fn,
+                                             std::string_view arg, std::size_t row) {
+  std::string msg(fn);
+  msg.append(": ").append(arg).append(" row ").append(std::to_string(row)).append(": ");
+  msg.append(e.what());
+  if (dynamic_cast<const non_finite_input*>(&e) != nullptr) throw non_finite_input(msg);
+  if (dynamic_cast<const dimension_mismatch*>(&e) != nullptr) throw dimension_mismatch(msg);
+  if (dynamic_cast<const invalid_argument*>(&e) != nullptr) throw invalid_argument(msg);
+  if (dynamic_cast<const input_too_large*>(&e) != nullptr) throw input_too_large(msg);
+  if (dynamic_cast<const invalid_config*>(&e) != nullptr) throw invalid_config(msg);
+  if (dynamic_cast<const io_error*>(&e) != nullptr) throw io_error(msg);
+  throw error(msg);
+}
+
+}  // namespace detail
+
+/// \brief The Poincaré ball of curvature −c (Ganea et al. 2018); see the file comment for every
+/// formula and numerical convention.
+/// \tparam T float or double.
+///
+/// An immutable description (c, eps): safe to share across threads. Every operation works in
+/// ambient coordinates of any dimension n (the spans' size) and writes into a caller-provided
+/// `out` of size n; none allocates.
+template <attention_scalar T>
+class poincare_ball {
+ public:
+  using value_type = T;
+
+  /// Default boundary margin: points are kept within (1 − eps)/√c (see the file comment).
+  static constexpr T default_eps = std::is_same_v<T, float> ? T(1e-5) : T(1e-10);
+  /// Smallest accepted eps (16 machine epsilons).
+  static constexpr T min_eps = T(16) * std::numeric_limits<T>::epsilon();
+
+  /// Ball of curvature −c. Throws `invalid_argument` unless c is finite and > 0 and
+  /// eps ∈ [min_eps, 0.5).
+  explicit poincare_ball(T c = T(1), T eps = default_eps) : c_(c), eps_(eps) {
+    if (!(std::isfinite(c) && c > T(0))) {
+      std::ostringstream os;
+      os << "invalid argument: poincare_ball: c must be finite and > 0 (curvature −c), got " << c;
+      throw invalid_argument(os.str());
+    }
+    if (!(eps >= min_eps && eps < T(0.5))) {
+      std::ostringstream os;
+      os << "invalid argument: poincare_ball: eps must lie in [" << min_eps << ", 0.5), got "
+         << eps;
+      throw invalid_argument(os.str());
+    }
+    sqrt_c_ = std::sqrt(c);
+    max_norm_ = (T(1) - eps) / sqrt_c_;
+    max_norm_sq_ = max_norm_ * max_norm_;
+  }
+
+  /// c (> 0); the curvature is −c.
+  [[nodiscard]] T c() const noexcept { return c_; }
+  /// The sectional curvature −c.
+  [[nodiscard]] T curvature() const noexcept { return -c_; }
+  /// The boundary margin eps.
+  [[nodiscard]] T eps() const noexcept { return eps_; }
+  /// (1 − eps)/√c: the largest norm of a point the library produces.
+  [[nodiscard]] T max_norm() const noexcept { return max_norm_; }
+
+  /// λ_x = 2/(1 − c‖x‖²).
+  [[nodiscard]] T conformal_factor(std::span<const T> x) const {
+    const T xx = kernels::dot(x.data(), x.data(), x.size());
+    return T(2) / point_beta("poincare_ball::conformal_factor", "x", x, xx);
+  }
+
+  /// out = x ⊕ y (Möbius addition), projected onto the ball of radius max_norm.
+  void mobius_add(std::span<const T> x, std::span<const T> y, std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::mobius_add";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "y", y.size(), n);
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const auto s = detail::geo_pair_norms(x.data(), y.data(), T(1), n);
+    const T bx = point_beta(fn, "x", x, s.xx);
+    const T by = point_beta(fn, "y", y, s.yy);
+    // x ⊕ y = ((β_x + c‖x + y‖²) x + β_x y)/D,  D = β_x β_y + c‖x + y‖².
+    const T czz = c_ * s.zz;
+    const T inv = T(1) / (bx * by + czz);
+    detail::geo_axpby((bx + czz) * inv, x.data(), bx * inv, y.data(), out.data(), n);
+    project_in_place(out);
+  }
+
+  /// out = r ⊗ x (Möbius scalar multiplication), projected onto the ball of radius max_norm.
+  void mobius_scalar_mul(T r, std::span<const T> x, std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::mobius_scalar_mul";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "out", out.size(), n);
+    if (!std::isfinite(r)) detail::throw_non_finite(detail::geo_what(fn, "r"), 0, r);
+    const T xx = kernels::dot(x.data(), x.data(), n);
+    const T bx = point_beta(fn, "x", x, xx);
+    const T nx = std::sqrt(xx);
+    if (nx == T(0) || r == T(0)) {
+      detail::geo_scaled(T(0), x.data(), out.data(), n);
+      return;
+    }
+    const T z = sqrt_c_ * nx;
+    T t = std::tanh(r * detail::geo_artanh(z, bx));
+    t = std::clamp(t, -(T(1) - eps_), T(1) - eps_);
+    detail::geo_scaled(t / z, x.data(), out.data(), n);
+  }
+
+  /// out = gyr[u, v]w = ⊖(u ⊕ v) ⊕ (u ⊕ (v ⊕ w)) (Ungar's closed form); u, v ball points, w any
+  /// vector. A linear isometry of Rⁿ for fixed u, v.
+  void gyration(std::span<const T> u, std::span<const T> v, std::span<const T> w,
+                std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::gyration";
+    const std::size_t n = u.size();
+    detail::geo_require_size(fn, "v", v.size(), n);
+    detail::geo_require_size(fn, "w", w.size(), n);
+    detail::geo_require_size(fn, "out", out.size(), n);
+    // gyr[u, v] = gyr[y, −x] with y = u, x = −v.
+    gyr_core(fn, u, "u", v, "v", T(-1), w, "w", false, out);
+  }
+
+  /// d(x, y) = (2/√c) artanh(√c‖(−x) ⊕ y‖).
+  [[nodiscard]] T distance(std::span<const T> x, std::span<const T> y) const {
+    constexpr std::string_view fn = "poincare_ball::distance";
+    detail::geo_require_size(fn, "y", y.size(), x.size());
+    const auto s = detail::geo_pair_norms(x.data(), y.data(), T(-1), x.size());
+    const T bx = point_beta(fn, "x", x, s.xx);
+    const T by = point_beta(fn, "y", y, s.yy);
+    return detail::geo_arcosh1p(T(2) * c_ * s.zz / (bx * by)) / sqrt_c_;
+  }
+
+  /// out[j] = d(x, ys.row(j)) for every row of `ys` (rows = points of the same dimension as x).
+  void distances(std::span<const T> x, const matrix_cref<T>& ys, std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::distances";
+    const std::size_t n = x.size();
+    const auto rows = static_cast<std::size_t>(ys.rows());
+    detail::geo_require_size(fn, "ys.cols() (as ys rows)", static_cast<std::size_t>(ys.cols()), n);
+    detail::geo_require_size(fn, "out", out.size(), rows);
+    const T xx = kernels::dot(x.data(), x.data(), n);
+    const T bx = point_beta(fn, "x", x, xx);
+    for (std::size_t j = 0; j < rows; ++j) {
+      const T* y = ys.data() + static_cast<std::ptrdiff_t>(j) * ys.outerStride();
+      const auto s = detail::geo_pair_norms(x.data(), y, T(-1), n);
+      const T by = T(1) - c_ * s.yy;
+      if (!(by > T(0))) {
+        detail::geo_throw_not_in_ball(fn, std::string("ys row ").append(std::to_string(j)),
+                                      std::span<const T>(y, n), c_ * s.yy);
+      }
+      out[j] = detail::geo_arcosh1p(T(2) * c_ * s.zz / (bx * by)) / sqrt_c_;  // as `distance`
+    }
+  }
+
+  /// d(0, x) = (2/√c) artanh(√c‖x‖).
+  [[nodiscard]] T distance_from_origin(std::span<const T> x) const {
+    const T xx = kernels::dot(x.data(), x.data(), x.size());
+    const T bx = point_beta("poincare_ball::distance_from_origin", "x", x, xx);
+    return T(2) * detail::geo_artanh(sqrt_c_ * std::sqrt(xx), bx) / sqrt_c_;
+  }
+
+  /// ⟨u, v⟩_x = λ_x² ⟨u, v⟩.
+  [[nodiscard]] T inner(std::span<const T> x, std::span<const T> u, std::span<const T> v) const {
+    constexpr std::string_view fn = "poincare_ball::inner";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "u", u.size(), n);
+    detail::geo_require_size(fn, "v", v.size(), n);
+    const T lambda = T(2) / point_beta(fn, "x", x, kernels::dot(x.data(), x.data(), n));
+    const T uv = kernels::dot(u.data(), v.data(), n);
+    if (!std::isfinite(uv)) {
+      require_finite(detail::geo_what(fn, "u"), u);
+      detail::geo_throw_non_finite(fn, "v", v);
+    }
+    return lambda * lambda * uv;
+  }
+
+  /// ‖u‖_x = λ_x ‖u‖.
+  [[nodiscard]] T norm(std::span<const T> x, std::span<const T> u) const {
+    constexpr std::string_view fn = "poincare_ball::norm";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "u", u.size(), n);
+    const T lambda = T(2) / point_beta(fn, "x", x, kernels::dot(x.data(), x.data(), n));
+    const T uu = kernels::dot(u.data(), u.data(), n);
+    if (!std::isfinite(uu)) detail::geo_throw_non_finite(fn, "u", u);
+    return lambda * std::sqrt(uu);
+  }
+
+  /// out = exp_x(v) = x ⊕ (tanh(√c λ_x‖v‖/2) v/(√c‖v‖)), projected onto the ball of radius
+  /// max_norm.
+  void exp(std::span<const T> x, std::span<const T> v, std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::exp";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "v", v.size(), n);
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const auto s0 = detail::geo_pair_norms(x.data(), v.data(), T(0), n);
+    const T bx = point_beta(fn, "x", x, s0.xx);
+    if (!std::isfinite(s0.yy)) require_finite(detail::geo_what(fn, "v"), v);
+    const auto nv = detail::geo_norm_from(v.data(), n, s0.yy);
+    if (nv.r == T(0)) {
+      detail::geo_scaled(T(1), x.data(), out.data(), n);
+      project_in_place(out);
+      return;
+    }
+    // u = s·v with ‖u‖ = tanh(θ)/√c, θ = √c λ_x ‖v‖/2 = √c‖v‖/β_x; 1 − c‖u‖² = 1/cosh²θ.
+    const T theta = sqrt_c_ * nv.value() / bx;  // +inf when ‖v‖ overflows: t = 1
+    const T t = std::tanh(theta);
+    const T ch = std::cosh(theta);
+    const T bu = T(1) / (ch * ch);  // 0 once cosh overflows: then x ⊕ u is on the boundary
+    const T sv = nv.divide(t / sqrt_c_);
+    // x ⊕ u with ‖x + u‖² formed element-wise (second pass).
+    const T czz = c_ * detail::geo_pair_norms(x.data(), v.data(), sv, n).zz;
+    const T inv = T(1) / (bx * bu + czz);
+    detail::geo_axpby((bx + czz) * inv, x.data(), bx * sv * inv, v.data(), out.data(), n);
+    project_in_place(out);
+  }
+
+  /// out = log_x(y) (see the file comment for the evaluated form).
+  void log(std::span<const T> x, std::span<const T> y, std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::log";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "y", y.size(), n);
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const auto s = detail::geo_pair_norms(x.data(), y.data(), T(-1), n);
+    const T bx = point_beta(fn, "x", x, s.xx);
+    const T by = point_beta(fn, "y", y, s.yy);
+    const T bxy = bx * by;
+    const T cdd = c_ * s.zz;
+    const T delta = T(2) * cdd / bxy;
+    const T coef = detail::geo_arcosh1p_over_sqrt(delta) * bx / std::sqrt(T(2) * bxy * (bxy + cdd));
+    // out = coef·(β_x (y − x) − c‖x − y‖² x)
+    detail::geo_diff_axpy(coef * bx, x.data(), y.data(), -coef * cdd, out.data(), n);
+  }
+
+  /// out = exp_0(v) = tanh(√c‖v‖) v/(√c‖v‖), with tanh capped at 1 − eps (norm ≤ max_norm).
+  void exp0(std::span<const T> v, std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::exp0";
+    const std::size_t n = v.size();
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const T vv = kernels::dot(v.data(), v.data(), n);
+    if (!std::isfinite(vv)) require_finite(detail::geo_what(fn, "v"), v);
+    const auto nv = detail::geo_norm_from(v.data(), n, vv);
+    const T z = sqrt_c_ * nv.value();
+    const T f = nv.r > T(0) ? nv.divide(std::min(std::tanh(z), T(1) - eps_) / sqrt_c_) : T(1);
+    detail::geo_scaled(f, v.data(), out.data(), n);
+  }
+
+  /// out = log_0(y) = artanh(√c‖y‖) y/(√c‖y‖).
+  void log0(std::span<const T> y, std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::log0";
+    const std::size_t n = y.size();
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const T yy = kernels::dot(y.data(), y.data(), n);
+    const T by = point_beta(fn, "y", y, yy);
+    const T z = sqrt_c_ * std::sqrt(yy);
+    const T f = z > T(0) ? detail::geo_artanh(z, by) / z : T(1);
+    detail::geo_scaled(f, y.data(), out.data(), n);
+  }
+
+  /// out = P_{x→y}(v) = (λ_x/λ_y) gyr[y, −x]v: parallel transport of v ∈ T_x along the geodesic
+  /// to T_y (Ganea et al. 2018). Preserves ⟨·,·⟩_x → ⟨·,·⟩_y.
+  void transport(std::span<const T> x, std::span<const T> y, std::span<const T> v,
+                 std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::transport";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "y", y.size(), n);
+    detail::geo_require_size(fn, "v", v.size(), n);
+    detail::geo_require_size(fn, "out", out.size(), n);
+    gyr_core(fn, y, "y", x, "x", T(1), v, "v", true, out);
+  }
+
+  /// out = x if ‖x‖ ≤ max_norm, else max_norm·x/‖x‖. Throws `non_finite_input` on NaN/Inf.
+  void project(std::span<const T> x, std::span<T> out) const {
+    constexpr std::string_view fn = "poincare_ball::project";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const T xx = kernels::dot(x.data(), x.data(), n);
+    if (!std::isfinite(xx)) {
+      require_finite(detail::geo_what(fn, "x"), x);
+      detail::geo_scaled(detail::geo_norm_from(x.data(), n, xx).divide(max_norm_), x.data(),
+                         out.data(), n);
+      return;
+    }
+    detail::geo_scaled(xx > max_norm_sq_ ? max_norm_ / std::sqrt(xx) : T(1), x.data(), out.data(),
+                       n);
+  }
+
+  /// out = 0, the origin.
+  void origin(std::span<T> out) const noexcept {
+    for (auto& v : out) v = T(0);
+  }
+
+  /// True when every coordinate is finite and c‖x‖² < 1 (the open ball; points beyond max_norm
+  /// but inside the ball are accepted by every operation).
+  [[nodiscard]] bool contains(std::span<const T> x) const noexcept {
+    const T xx = kernels::dot(x.data(), x.data(), x.size());
+    return T(1) - c_ * xx > T(0);  // false for NaN; Inf gives −Inf
+  }
+
+ private:
+  /// β = 1 − c‖x‖² > 0, or the error naming `arg`.
+  T point_beta(std::string_view fn, std::string_view arg, std::span<const T> x, T xx) const {
+    const T b = T(1) - c_ * xx;
+    if (!(b > T(0))) detail::geo_throw_not_in_ball(fn, arg, x, c_ * xx);
+    return b;
+  }
+
+  /// Projects `out` onto the ball of radius max_norm. (1 − c‖x ⊕ y‖² = β_xβ_y/D is known
+  /// analytically, but near the boundary the computed point can differ from the exact one by more
+  /// than its distance to the boundary — exp over long geodesics is ill-conditioned — so the
+  /// norm of the computed point itself is checked.)
+  void project_in_place(std::span<T> out) const noexcept {
+    const T oo = kernels::dot(out.data(), out.data(), out.size());
+    if (oo > max_norm_sq_) kernels::scale(max_norm_ / std::sqrt(oo), out.data(), out.size());
+  }
+
+  /// out = k·gyr[y, −x]w with x = sx·x_raw, and k = λ_x/λ_y = β_y/β_x for `transport`, k = 1
+  /// otherwise (gyration). Ungar's closed form
+  ///   gyr[a, b]w = w + 2(A a + B b)/D,
+  ///   A = −c²⟨a,w⟩‖b‖² + c⟨b,w⟩ + 2c²⟨a,b⟩⟨b,w⟩,  B = −c²⟨b,w⟩‖a‖² − c⟨a,w⟩,
+  ///   D = 1 + 2c⟨a,b⟩ + c²‖a‖²‖b‖²,
+  /// with a = y, b = −x and y = x + Δ becomes
+  ///   A a + B b = P x + Q Δ,  P = cβ_x⟨Δ,w⟩ − c²⟨x,w⟩‖Δ‖²,
+  ///   Q = −cβ_x⟨x,w⟩ − c²‖x‖²⟨Δ,w⟩ + 2c²⟨x,Δ⟩⟨x,w⟩,  D = β_xβ_y + c‖Δ‖²,
+  /// where every term of P and Q is O(‖Δ‖).
+  void gyr_core(std::string_view fn, std::span<const T> y, std::string_view y_name,
+                std::span<const T> x_raw, std::string_view x_name, T sx, std::span<const T> w,
+                std::string_view w_name, bool transport, std::span<T> out) const {
+    const std::size_t n = y.size();
+    const auto s = detail::geo_gyr_norms(y.data(), x_raw.data(), sx, w.data(), n);
+    const T by = point_beta(fn, y_name, y, s.yy);
+    const T bx = point_beta(fn, x_name, x_raw, s.xx);
+    if (!std::isfinite(s.xw + s.dw)) detail::geo_throw_non_finite(fn, w_name, w);
+    const T c2 = c_ * c_;
+    const T p = c_ * bx * s.dw - c2 * s.xw * s.dd;
+    const T q = -c_ * bx * s.xw - c2 * s.xx * s.dw + T(2) * c2 * s.xd * s.xw;
+    const T two_over_d = T(2) / (bx * by + c_ * s.dd);
+    const T k = transport ? by / bx : T(1);
+    detail::geo_gyr_combine(k, w.data(), p * two_over_d, x_raw.data(), sx, q * two_over_d, y.data(),
+                            out.data(), n);
+  }
+
+  T c_;
+  T eps_;
+  T sqrt_c_ = T(1);
+  T max_norm_ = T(1);
+  T max_norm_sq_ = T(1);
+};
+
+}  // namespace ruvector::attention
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/geometry/poincare.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Configuration of `tangent_space_mapper`.
+struct tangent_space_config {
+  /// Sectional curvature, < 0 (the seeds' sign convention); the ball has c = −curvature.
+  double curvature = -1.0;
+  /// The base point b of the tangent space (a ball point); empty = the origin.
+  std::vector<double> base_point;
+};
+
+/// \brief Log/exp maps between the Poincaré ball and the tangent space at a base point.
+/// \tparam T float or double.
+template <attention_scalar T>
+class tangent_space_mapper {
+ public:
+  using value_type = T;
+
+  /// Validates `config` (see the file comment) and builds the ball.
+  explicit tangent_space_mapper(tangent_space_config config = {})
+      : config_(std::move(config)), ball_(checked_c(config_.curvature)) {
+    base_.reserve(config_.base_point.size());
+    for (std::size_t i = 0; i < config_.base_point.size(); ++i) {
+      const double b = config_.base_point[i];
+      if (!std::isfinite(b)) {
+        std::ostringstream os;
+        os << "tangent_space_config.base_point[" << i << "] = " << b << ", expected finite";
+        require_config(false, os.str());
+      }
+      base_.push_back(static_cast<T>(b));
+    }
+    if (!ball_.contains(std::span<const T>(base_))) {
+      std::ostringstream os;
+      os << "tangent_space_config.base_point must lie strictly inside the ball of curvature "
+         << config_.curvature << " (c·‖b‖² < 1 in the scalar type)";
+      require_config(false, os.str());
+    }
+    at_origin_ = std::all_of(base_.begin(), base_.end(), [](T v) { return v == T(0); });
+  }
+
+  /// Rows: log_b(points.row(i)).
+  [[nodiscard]] row_matrix<T> map_to_tangent(const matrix_cref<T>& points) const {
+    return map_rows(points, "tangent_space_mapper::map_to_tangent", "points",
+                    "tangent_space_mapper::map_to_tangent: points.cols()",
+                    [this](std::span<const T> x, std::span<T> out) { to_tangent(x, out); });
+  }
+
+  /// Rows: exp_b(tangents.row(i)).
+  [[nodiscard]] row_matrix<T> map_from_tangent(const matrix_cref<T>& tangents) const {
+    return map_rows(tangents, "tangent_space_mapper::map_from_tangent", "tangents",
+                    "tangent_space_mapper::map_from_tangent: tangents.cols()",
+                    [this](std::span<const T> v, std::span<T> out) { from_tangent(v, out); });
+  }
+
+  /// out = log_b(x).
+  void to_tangent(std::span<const T> x, std::span<T> out) const {
+    check_dim("tangent_space_mapper::to_tangent", "x", x.size());
+    if (at_origin_) {
+      ball_.log0(x, out);
+    } else {
+      ball_.log(std::span<const T>(base_), x, out);
+    }
+  }
+
+  /// out = exp_b(v).
+  void from_tangent(std::span<const T> v, std::span<T> out) const {
+    check_dim("tangent_space_mapper::from_tangent", "v", v.size());
+    if (at_origin_) {
+      ball_.exp0(v, out);
+    } else {
+      ball_.exp(std::span<const T>(base_), v, out);
+    }
+  }
+
+  /// The ball (c = −curvature, default eps).
+  [[nodiscard]] const poincare_ball<T>& ball() const noexcept { return ball_; }
+  /// The base point in T (empty for the default origin).
+  [[nodiscard]] std::span<const T> base_point() const noexcept { return base_; }
+  /// True when the base point is the origin (the fast path is used).
+  [[nodiscard]] bool at_origin() const noexcept { return at_origin_; }
+  /// The dimension fixed by the base point, or 0 when any dimension is accepted.
+  [[nodiscard]] std::size_t dim() const noexcept { return base_.size(); }
+  /// The configuration as given.
+  [[nodiscard]] const tangent_space_config& config() const noexcept { return config_; }
+
+ private:
+  static T checked_c(double curvature) {
+    const T c = static_cast<T>(-curvature);
+    if (!(std::isfinite(curvature) && curvature < 0.0 && std::isfinite(c) && c > T(0))) {
+      std::ostringstream os;
+      os << "tangent_space_config.curvature = " << curvature
+         << ", expected finite and < 0 (c = −curvature must be a positive, finite value of the "
+            "scalar type)";
+      require_config(false, os.str());
+    }
+    return c;
+  }
+
+  void check_dim(std::string_view fn, std::string_view arg, std::size_t size) const {
+    if (!base_.empty()) detail::geo_require_size(fn, arg, size, base_.size());
+  }
+
+  template <class F>
+  row_matrix<T> map_rows(const matrix_cref<T>& in, std::string_view fn, std::string_view arg,
+                         std::string_view cols_what, F&& f) const {
+    const auto rows = static_cast<std::size_t>(in.rows());
+    const auto cols = static_cast<std::size_t>(in.cols());
+    if (!base_.empty()) require_dimension(cols_what, cols, base_.size());
+    row_matrix<T> out(in.rows(), in.cols());
+    constexpr std::size_t block = 64;
+    const auto do_block = [&](std::size_t b) {
+      const std::size_t end = std::min(rows, (b + 1) * block);
+      for (std::size_t i = b * block; i < end; ++i) {
+        try {
+          f(std::span<const T>(in.data() + static_cast<std::ptrdiff_t>(i) * in.outerStride(), cols),
+            std::span<T>(out.data() + i * cols, cols));
+        } catch (const error& e) {
+          detail::geo_rethrow_for_row(e, fn, arg, i);
+        }
+      }
+    };
+    const std::size_t blocks = (rows + block - 1) / block;
+    if (rows * cols >= std::size_t{1} << 14) {
+      parallel_for(0, blocks, do_block);
+    } else {
+      for (std::size_t b = 0; b < blocks; ++b) do_block(b);
+    }
+    return out;
+  }
+
+  tangent_space_config config_;
+  poincare_ball<T> ball_;
+  std::vector<T> base_;
+  bool at_origin_ = true;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/curvature/tangent_space.hpp ----
+// ---- end ruvector/attention/curvature.hpp ----
+// ---- begin ruvector/attention/fwd.hpp ----
+/// \file fwd.hpp
+/// \brief Forward declarations of the public class templates.
+
+#include <cstddef>
+
+namespace ruvector::attention {
+
+template <class T, std::size_t Rank>
+class tensor_view;
+template <class T>
+class scaled_dot_product_attention;
+template <class T>
+class multi_head_attention;
+template <class T>
+class flash_attention;
+template <class T>
+class linear_attention;
+template <class T>
+class linear_key_state;
+template <class T>
+class local_global_attention;
+class sparse_pattern;
+class rng;
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/fwd.hpp ----
+// ---- begin ruvector/attention/geometry.hpp ----
+/// \file geometry.hpp
+/// \brief Entry header of the geometry family: Riemannian model spaces modelling the `manifold`
+/// concept — Euclidean space, the Poincaré ball, the Lorentz hyperboloid, the sphere, products
+/// E^e × H^h × S^s — with Poincaré ↔ Lorentz ↔ Klein conversions, the Einstein midpoint and the
+/// weighted Fréchet mean.
+
+// ---- begin ruvector/attention/geometry/euclidean.hpp ----
+/// \file geometry/euclidean.hpp
+/// \brief Flat Euclidean space R^n (curvature 0) as a `constant_curvature_manifold`.
+///
+/// The trivial member of the constant-curvature family E^n ⊂ {E, H, S}, used as the flat factor
+/// of product spaces E^e × H^h × S^s (Gu et al. 2019, "Learning Mixed-Curvature Representations
+/// in Product Spaces"). With the identity metric:
+///
+///     d(x, y)      = ‖x − y‖          (formed from the difference, not from ‖x‖² + ‖y‖² − 2⟨x, y⟩)
+///     ⟨u, v⟩_x     = Σ u_i v_i
+///     exp_x(v)     = x + v            log_x(y) = y − x
+///     exp_0(v)     = v                log_0(y) = y
+///     Γ_{x→y}(v)   = v                (parallel transport is the identity)
+///     project(x)   = x                origin   = 0
+///
+/// The object is stateless (no dimension is stored): every operation takes the dimension from its
+/// spans and throws `dimension_mismatch` when they disagree. Dimension 0 (R^0, a single point) is
+/// allowed: distances and inner products are 0 and nothing is written. Values are not checked for
+/// finiteness; NaN/Inf propagate (validate with `require_finite` where it matters).
+
+#include <cmath>
+#include <cstddef>
+#include <span>
+
+
+namespace ruvector::attention {
+
+/// \brief Euclidean space R^n with the standard inner product; curvature 0.
+/// \tparam T `float` or `double`.
+template <attention_scalar T>
+class euclidean_space {
+ public:
+  using value_type = T;
+
+  /// Constructs the (stateless) flat space.
+  constexpr euclidean_space() noexcept = default;
+
+  /// Sectional curvature: 0.
+  [[nodiscard]] constexpr T curvature() const noexcept { return T(0); }
+
+  /// Geodesic distance ‖x − y‖ (one SIMD pass, `kernels::row_squared_distances`).
+  [[nodiscard]] T distance(std::span<const T> x, std::span<const T> y) const {
+    require_dimension("euclidean_space::distance: y.size()", y.size(), x.size());
+    T d2 = T(0);
+    kernels::row_squared_distances(y.data(), 1, y.size(), y.size(), x.data(), &d2);
+    return std::sqrt(d2);
+  }
+
+  /// Riemannian inner product ⟨u, v⟩ at x (the Euclidean one; x only fixes the dimension).
+  [[nodiscard]] T inner(std::span<const T> x, std::span<const T> u, std::span<const T> v) const {
+    require_dimension("euclidean_space::inner: u.size()", u.size(), x.size());
+    require_dimension("euclidean_space::inner: v.size()", v.size(), x.size());
+    return kernels::dot(u.data(), v.data(), u.size());
+  }
+
+  /// Exponential map exp_x(v) = x + v.
+  void exp(std::span<const T> x, std::span<const T> v, std::span<T> out) const {
+    require_dimension("euclidean_space::exp: v.size()", v.size(), x.size());
+    require_dimension("euclidean_space::exp: out.size()", out.size(), x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) out[i] = x[i] + v[i];
+  }
+
+  /// Logarithmic map log_x(y) = y − x.
+  void log(std::span<const T> x, std::span<const T> y, std::span<T> out) const {
+    require_dimension("euclidean_space::log: y.size()", y.size(), x.size());
+    require_dimension("euclidean_space::log: out.size()", out.size(), x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) out[i] = y[i] - x[i];
+  }
+
+  /// exp at the origin: exp_0(v) = v.
+  void exp0(std::span<const T> v, std::span<T> out) const {
+    require_dimension("euclidean_space::exp0: out.size()", out.size(), v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) out[i] = v[i];
+  }
+
+  /// log at the origin: log_0(y) = y.
+  void log0(std::span<const T> y, std::span<T> out) const {
+    require_dimension("euclidean_space::log0: out.size()", out.size(), y.size());
+    for (std::size_t i = 0; i < y.size(); ++i) out[i] = y[i];
+  }
+
+  /// Parallel transport from T_x to T_y: the identity.
+  void transport(std::span<const T> x, std::span<const T> y, std::span<const T> v,
+                 std::span<T> out) const {
+    require_dimension("euclidean_space::transport: y.size()", y.size(), x.size());
+    require_dimension("euclidean_space::transport: v.size()", v.size(), x.size());
+    require_dimension("euclidean_space::transport: out.size()", out.size(), x.size());
+    for (std::size_t i = 0; i < v.size(); ++i) out[i] = v[i];
+  }
+
+  /// Nearest point of the manifold: x itself.
+  void project(std::span<const T> x, std::span<T> out) const {
+    require_dimension("euclidean_space::project: out.size()", out.size(), x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) out[i] = x[i];
+  }
+
+  /// The origin 0.
+  void origin(std::span<T> out) const noexcept {
+    for (T& o : out) o = T(0);
+  }
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/geometry/euclidean.hpp ----
+// ---- begin ruvector/attention/geometry/lorentz.hpp ----
+/// \file geometry/lorentz.hpp
+/// \brief The hyperboloid (Lorentz) model ℍⁿ_c of constant curvature −c (c > 0) as a
+/// `constant_curvature_manifold` (Nickel & Kiela 2018, "Learning Continuous Hierarchies in the
+/// Lorentz Model of Hyperbolic Geometry"; Law et al. 2019, "Lorentzian Distance Learning for
+/// Hyperbolic Representations"; Chami et al. 2019, "Hyperbolic Graph Convolutional Neural
+/// Networks").
+///
+/// Points are x = (x₀, x₁, …, xₙ) ∈ Rⁿ⁺¹ with ⟨x, x⟩_L = −1/c and x₀ > 0, where
+/// ⟨u, v⟩_L = −u₀v₀ + Σᵢ uᵢvᵢ is the Minkowski product; tangent vectors at x are the v with
+/// ⟨x, v⟩_L = 0 and the metric is ⟨u, v⟩_L restricted to them. With ‖v‖_L = √⟨v, v⟩_L:
+///
+///     d(x, y)     = (1/√c) arcosh(−c⟨x, y⟩_L)
+///     d_L²(x, y)  = ‖x − y‖²_L = −2/c − 2⟨x, y⟩_L                     (Law et al. 2019)
+///     exp_x(v)    = cosh(√c‖v‖_L) x + sinh(√c‖v‖_L) v/(√c‖v‖_L)
+///     log_x(y)    = d(x, y) · u/‖u‖_L,   u = y + c⟨x, y⟩_L x   (the part of y tangent at x)
+///     P_{x→y}(v)  = v + (c⟨y, v⟩_L / (1 − c⟨x, y⟩_L)) (x + y)           (parallel transport)
+///     origin      = (1/√c, 0, …, 0)
+///
+/// Evaluation:
+/// - On the hyperboloid −c⟨x, y⟩_L = 1 + δ with δ = (c/2)‖x − y‖²_L, and ‖x − y‖²_L is formed from
+///   the element-wise difference. So d = (1/√c) log1p(δ + √δ·√(δ + 2)) keeps the digits of close
+///   points (arcosh of a value near 1 loses half of them), and d_L² is returned as ‖x − y‖²_L.
+///   Both are clamped at 0 (rounding can make a tiny ‖x − y‖²_L negative).
+/// - log_x(y) = f·((y − x) − δx) with f = arcosh(1 + δ)/√(δ(δ + 2)) (f(0) = 1): u = y − (1 + δ)x
+///   rewritten so that the difference is formed first; the result is then projected onto T_x
+///   (v ← v + c⟨x, v⟩_L x) to remove rounding drift.
+/// - log_0(y) = (0, asinh(√c‖y_s‖) y_s/(√c‖y_s‖)) and d(0, x) = asinh(√c‖x_s‖)/√c use only the
+///   spatial part y_s = (y₁, …, yₙ), which is accurate at every distance.
+///
+/// Numerical conventions:
+/// - `project` lifts: out_s = x_s, out₀ = √(1/c + ‖x_s‖²) (x₀ is ignored). Results of exp, exp0
+///   and project are lifted the same way, so they satisfy the constraint to rounding.
+/// - eps has the meaning of `poincare_ball`'s eps: the points the library produces are kept
+///   within the geodesic ball of radius R = (1/√c) ln((2 − eps)/eps) around the origin, the region
+///   the Poincaré ball with the same eps represents, i.e. ‖x_s‖ ≤ 2(1 − eps)/(√c·eps(2 − eps))
+///   (a larger spatial part is scaled down before lifting). So points convert to the ball inside
+///   its max_norm, and cosh/sinh cannot overflow: exp also clamps √c‖v‖_L at 2√cR + 1 (a longer
+///   step from a point within R lands beyond R, so its end point is pulled back to the cap
+///   anyway, only along a slightly different direction — such steps have no accurate answer in
+///   T).
+/// - Point arguments need x₀ > 0 (the upper sheet; `invalid_argument` otherwise) but are not
+///   otherwise checked for lying on the hyperboloid (use `contains`). NaN/Inf coordinates throw
+///   `non_finite_input` (checked on the scalars the formulas compute anyway). exp0 ignores v₀
+///   (it projects v onto T_origin = {v₀ = 0} first). The ambient size n + 1 must be ≥ 1
+///   (`invalid_argument`) and agree between arguments (`dimension_mismatch`).
+/// - `out` must not overlap the inputs. No operation allocates.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+
+namespace ruvector::attention {
+
+namespace detail {
+
+/// Throws `invalid_argument` for an empty ambient vector.
+[[noreturn]] inline void lorentz_throw_empty(std::string_view fn, std::string_view arg) {
+  std::ostringstream os;
+  os << "invalid argument: " << fn << ": " << arg
+     << " is empty (hyperboloid vectors have the coordinate x0 plus n spatial ones)";
+  throw invalid_argument(os.str());
+}
+
+/// A point with x₀ ≤ 0 (or NaN): `non_finite_input` naming a NaN/Inf, else `invalid_argument`.
+template <class T>
+[[noreturn]] void lorentz_throw_sheet(std::string_view fn, std::string_view arg,
+                                      std::span<const T> x) {
+  require_finite(geo_what(fn, arg), x);
+  std::ostringstream os;
+  os << "invalid argument: " << fn << ": " << arg << " is not on the upper sheet: " << arg
+     << "[0] = " << x[0] << ", expected > 0";
+  throw invalid_argument(os.str());
+}
+
+}  // namespace detail
+
+/// \brief The hyperboloid model of curvature −c; see the file comment for every formula and
+/// numerical convention.
+/// \tparam T float or double.
+///
+/// Vectors are ambient (n + 1 values, x₀ first). An immutable description (c, eps): safe to
+/// share across threads; no operation allocates.
+template <attention_scalar T>
+class lorentz_hyperboloid {
+ public:
+  using value_type = T;
+
+  /// Default eps, the same as `poincare_ball<T>::default_eps` (same representable region).
+  static constexpr T default_eps = poincare_ball<T>::default_eps;
+  /// Smallest accepted eps.
+  static constexpr T min_eps = poincare_ball<T>::min_eps;
+
+  /// Hyperboloid of curvature −c. Throws `invalid_argument` unless c is finite and > 0 and
+  /// eps ∈ [min_eps, 0.5).
+  explicit lorentz_hyperboloid(T c = T(1), T eps = default_eps) : c_(c), eps_(eps) {
+    if (!(std::isfinite(c) && c > T(0))) {
+      std::ostringstream os;
+      os << "invalid argument: lorentz_hyperboloid: c must be finite and > 0 (curvature −c), got "
+         << c;
+      throw invalid_argument(os.str());
+    }
+    if (!(eps >= min_eps && eps < T(0.5))) {
+      std::ostringstream os;
+      os << "invalid argument: lorentz_hyperboloid: eps must lie in [" << min_eps << ", 0.5), got "
+         << eps;
+      throw invalid_argument(os.str());
+    }
+    sqrt_c_ = std::sqrt(c);
+    inv_c_ = T(1) / c;
+    max_spatial_ = T(2) * (T(1) - eps) / (sqrt_c_ * eps * (T(2) - eps));
+    max_spatial_sq_ = max_spatial_ * max_spatial_;
+    theta_cap_ = std::log((T(2) - eps) / eps);
+    theta_max_ = T(2) * theta_cap_ + T(1);
+  }
+
+  /// c (> 0); the curvature is −c.
+  [[nodiscard]] T c() const noexcept { return c_; }
+  /// The sectional curvature −c.
+  [[nodiscard]] T curvature() const noexcept { return -c_; }
+  /// The margin eps (meaning as in `poincare_ball`).
+  [[nodiscard]] T eps() const noexcept { return eps_; }
+  /// R = (1/√c) ln((2 − eps)/eps): the largest distance from the origin of a produced point.
+  [[nodiscard]] T max_radius() const noexcept { return theta_cap_ / sqrt_c_; }
+  /// 2(1 − eps)/(√c·eps(2 − eps)) = sinh(√cR)/√c: the largest ‖x_s‖ of a produced point.
+  [[nodiscard]] T max_spatial_norm() const noexcept { return max_spatial_; }
+
+  /// ⟨u, v⟩_L = −u₀v₀ + Σᵢ uᵢvᵢ (the Minkowski product).
+  [[nodiscard]] T lorentz_inner(std::span<const T> u, std::span<const T> v) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::lorentz_inner";
+    require_ambient(fn, "u", u.size());
+    detail::geo_require_size(fn, "v", v.size(), u.size());
+    const T r = minkowski(u.data(), v.data(), u.size());
+    if (!std::isfinite(r)) {
+      require_finite(detail::geo_what(fn, "u"), u);
+      detail::geo_throw_non_finite(fn, "v", v);
+    }
+    return r;
+  }
+
+  /// ⟨u, v⟩_x = ⟨u, v⟩_L for u, v ∈ T_x.
+  [[nodiscard]] T inner(std::span<const T> x, std::span<const T> u, std::span<const T> v) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::inner";
+    check_point(fn, "x", x);
+    detail::geo_require_size(fn, "u", u.size(), x.size());
+    detail::geo_require_size(fn, "v", v.size(), x.size());
+    const T r = minkowski(u.data(), v.data(), u.size());
+    if (!std::isfinite(r)) {
+      require_finite(detail::geo_what(fn, "u"), u);
+      detail::geo_throw_non_finite(fn, "v", v);
+    }
+    return r;
+  }
+
+  /// ‖u‖_x = √max(⟨u, u⟩_L, 0).
+  [[nodiscard]] T norm(std::span<const T> x, std::span<const T> u) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::norm";
+    check_point(fn, "x", x);
+    detail::geo_require_size(fn, "u", u.size(), x.size());
+    const T r = minkowski(u.data(), u.data(), u.size());
+    if (!std::isfinite(r)) detail::geo_throw_non_finite(fn, "u", u);
+    return std::sqrt(std::max(r, T(0)));
+  }
+
+  /// d(x, y) = (1/√c) arcosh(−c⟨x, y⟩_L), evaluated as (1/√c) arcosh(1 + (c/2)‖x − y‖²_L).
+  [[nodiscard]] T distance(std::span<const T> x, std::span<const T> y) const {
+    const T delta = T(0.5) * c_ * squared_difference("lorentz_hyperboloid::distance", x, y);
+    return detail::geo_arcosh1p(delta) / sqrt_c_;
+  }
+
+  /// d_L²(x, y) = ‖x − y‖²_L = −2/c − 2⟨x, y⟩_L on the hyperboloid (Law et al. 2019), ≥ 0.
+  [[nodiscard]] T squared_lorentzian_distance(std::span<const T> x, std::span<const T> y) const {
+    return squared_difference("lorentz_hyperboloid::squared_lorentzian_distance", x, y);
+  }
+
+  /// d(origin, x) = asinh(√c‖x_s‖)/√c.
+  [[nodiscard]] T distance_from_origin(std::span<const T> x) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::distance_from_origin";
+    check_point(fn, "x", x);
+    return std::asinh(sqrt_c_ * spatial_norm(fn, "x", x).value()) / sqrt_c_;
+  }
+
+  /// out = exp_x(v) = cosh(√c‖v‖_L) x + sinh(√c‖v‖_L) v/(√c‖v‖_L), lifted and capped.
+  void exp(std::span<const T> x, std::span<const T> v, std::span<T> out) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::exp";
+    check_point(fn, "x", x);
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "v", v.size(), n);
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const T vv = minkowski(v.data(), v.data(), n);
+    if (!std::isfinite(vv)) detail::geo_throw_non_finite(fn, "v", v);
+    const T nv = std::sqrt(std::max(vv, T(0)));
+    if (nv == T(0)) {
+      detail::geo_scaled(T(1), x.data(), out.data(), n);
+    } else {
+      const T theta = std::min(sqrt_c_ * nv, theta_max_);
+      detail::geo_axpby(std::cosh(theta), x.data(), std::sinh(theta) / (sqrt_c_ * nv), v.data(),
+                        out.data(), n);
+    }
+    relift(out);
+  }
+
+  /// out = log_x(y) ∈ T_x (see the file comment for the evaluated form).
+  void log(std::span<const T> x, std::span<const T> y, std::span<T> out) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::log";
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const T delta = T(0.5) * c_ * squared_difference(fn, x, y);
+    const T f = delta > T(0)
+                    ? detail::geo_arcosh1p(delta) / (std::sqrt(delta) * std::sqrt(delta + T(2)))
+                    : T(1);
+    detail::geo_diff_axpy(f, x.data(), y.data(), -f * delta, out.data(), n);
+    // Remove the rounding drift out of T_x: v ← v + c⟨x, v⟩_L x.
+    kernels::axpy(c_ * minkowski(x.data(), out.data(), n), x.data(), out.data(), n);
+  }
+
+  /// out = exp_origin(v) = (cosh θ/√c, sinh θ·v_s/(√c‖v_s‖)), θ = √c‖v_s‖ capped at √cR; v₀ is
+  /// ignored.
+  void exp0(std::span<const T> v, std::span<T> out) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::exp0";
+    require_ambient(fn, "v", v.size());
+    const std::size_t n = v.size();
+    detail::geo_require_size(fn, "out", out.size(), n);
+    if (!std::isfinite(v[0])) detail::throw_non_finite(detail::geo_what(fn, "v"), 0, v[0]);
+    const auto nv = spatial_norm(fn, "v", v);
+    const T theta = std::min(sqrt_c_ * nv.value(), theta_cap_);
+    out[0] = std::cosh(theta) / sqrt_c_;
+    detail::geo_scaled(nv.r > T(0) ? nv.divide(std::sinh(theta) / sqrt_c_) : T(1), v.data() + 1,
+                       out.data() + 1, n - 1);
+  }
+
+  /// out = log_origin(y) = (0, asinh(√c‖y_s‖) y_s/(√c‖y_s‖)).
+  void log0(std::span<const T> y, std::span<T> out) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::log0";
+    check_point(fn, "y", y);
+    const std::size_t n = y.size();
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const auto ny = spatial_norm(fn, "y", y);
+    const T z = sqrt_c_ * ny.value();
+    // asinh(z) = ln(2z) + O(1/z²) for z beyond the range of T.
+    const T az =
+        std::isfinite(z) ? std::asinh(z) : std::log(T(2) * sqrt_c_ * ny.r) + std::log(ny.m);
+    out[0] = T(0);
+    detail::geo_scaled(ny.r > T(0) ? ny.divide(az / sqrt_c_) : T(1), y.data() + 1, out.data() + 1,
+                       n - 1);
+  }
+
+  /// out = P_{x→y}(v) = v + (c⟨y, v⟩_L/(1 − c⟨x, y⟩_L))(x + y): parallel transport of v ∈ T_x
+  /// along the geodesic to T_y. Preserves ⟨·,·⟩_L between tangent vectors.
+  void transport(std::span<const T> x, std::span<const T> y, std::span<const T> v,
+                 std::span<T> out) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::transport";
+    check_point(fn, "x", x);
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "y", y.size(), n);
+    detail::geo_require_size(fn, "v", v.size(), n);
+    detail::geo_require_size(fn, "out", out.size(), n);
+    check_point(fn, "y", y);
+    const T xy = minkowski(x.data(), y.data(), n);
+    const T yv = minkowski(y.data(), v.data(), n);
+    const T alpha = c_ * yv / (T(1) - c_ * xy);
+    if (!std::isfinite(alpha)) {
+      require_finite(detail::geo_what(fn, "x"), x);
+      require_finite(detail::geo_what(fn, "y"), y);
+      detail::geo_throw_non_finite(fn, "v", v);
+    }
+    detail::geo_axpby(alpha, x.data(), alpha, y.data(), out.data(), n);
+    kernels::axpy(T(1), v.data(), out.data(), n);
+  }
+
+  /// out = the lift of x: (√(1/c + ‖x_s‖²), x_s), with x_s capped at max_spatial_norm; x₀ is
+  /// ignored. Throws `non_finite_input` on NaN/Inf.
+  void project(std::span<const T> x, std::span<T> out) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::project";
+    require_ambient(fn, "x", x.size());
+    detail::geo_require_size(fn, "out", out.size(), x.size());
+    if (!std::isfinite(x[0])) detail::throw_non_finite(detail::geo_what(fn, "x"), 0, x[0]);
+    detail::geo_scaled(T(1), x.data() + 1, out.data() + 1, x.size() - 1);
+    const T ss = kernels::dot(out.data() + 1, out.data() + 1, x.size() - 1);
+    if (!std::isfinite(ss)) require_finite(detail::geo_what(fn, "x"), x);
+    relift(out);
+  }
+
+  /// out = v + c⟨x, v⟩_L x, the projection of an ambient vector onto T_x.
+  void project_tangent(std::span<const T> x, std::span<const T> v, std::span<T> out) const {
+    constexpr std::string_view fn = "lorentz_hyperboloid::project_tangent";
+    check_point(fn, "x", x);
+    const std::size_t n = x.size();
+    detail::geo_require_size(fn, "v", v.size(), n);
+    detail::geo_require_size(fn, "out", out.size(), n);
+    const T xv = minkowski(x.data(), v.data(), n);
+    if (!std::isfinite(xv)) {
+      require_finite(detail::geo_what(fn, "x"), x);
+      detail::geo_throw_non_finite(fn, "v", v);
+    }
+    detail::geo_axpby(c_ * xv, x.data(), T(1), v.data(), out.data(), n);
+  }
+
+  /// out = (1/√c, 0, …, 0).
+  void origin(std::span<T> out) const {
+    require_ambient("lorentz_hyperboloid::origin", "out", out.size());
+    for (auto& v : out) v = T(0);
+    out[0] = T(1) / sqrt_c_;
+  }
+
+  /// True when x is finite, x₀ > 0 and |c⟨x, x⟩_L + 1| ≤ 32ε_T·(1 + c(x₀² + ‖x_s‖²)) (the
+  /// rounding of a lifted point, with margin).
+  [[nodiscard]] bool contains(std::span<const T> x) const noexcept {
+    if (x.empty() || !(x[0] > T(0))) return false;
+    const T ss = kernels::dot(x.data() + 1, x.data() + 1, x.size() - 1);
+    const T x00 = x[0] * x[0];
+    const T violation = std::abs(c_ * (ss - x00) + T(1));
+    const T tol = T(32) * std::numeric_limits<T>::epsilon() * (T(1) + c_ * (x00 + ss));
+    return std::isfinite(ss) && std::isfinite(x00) && violation <= tol;
+  }
+
+ private:
+  static T minkowski(const T* u, const T* v, std::size_t n) noexcept {
+    return kernels::dot(u + 1, v + 1, n - 1) - u[0] * v[0];
+  }
+
+  static void require_ambient(std::string_view fn, std::string_view arg, std::size_t size) {
+    if (size == 0) detail::lorentz_throw_empty(fn, arg);
+  }
+
+  /// Non-empty with x₀ > 0.
+  static void check_point(std::string_view fn, std::string_view arg, std::span<const T> x) {
+    require_ambient(fn, arg, x.size());
+    if (!(x[0] > T(0))) detail::lorentz_throw_sheet(fn, arg, x);
+  }
+
+  /// ‖x_s‖ as parts (robust to overflow of the square); NaN/Inf throw.
+  static detail::geo_norm_parts<T> spatial_norm(std::string_view fn, std::string_view arg,
+                                                std::span<const T> x) {
+    const T ss = kernels::dot(x.data() + 1, x.data() + 1, x.size() - 1);
+    if (!std::isfinite(ss)) require_finite(detail::geo_what(fn, arg), x);
+    return detail::geo_norm_from(x.data() + 1, x.size() - 1, ss);
+  }
+
+  /// max(‖x − y‖²_L, 0) for two points, the difference formed element-wise.
+  T squared_difference(std::string_view fn, std::span<const T> x, std::span<const T> y) const {
+    check_point(fn, "x", x);
+    detail::geo_require_size(fn, "y", y.size(), x.size());
+    check_point(fn, "y", y);
+    const auto s = detail::geo_pair_norms(x.data() + 1, y.data() + 1, T(-1), x.size() - 1);
+    const T d0 = x[0] - y[0];
+    const T q = s.zz - d0 * d0;
+    if (!std::isfinite(q)) {
+      require_finite(detail::geo_what(fn, "x"), x);
+      require_finite(detail::geo_what(fn, "y"), y);
+    }
+    return std::max(q, T(0));
+  }
+
+  /// Caps out_s at max_spatial_norm and sets out₀ = √(1/c + ‖out_s‖²).
+  void relift(std::span<T> out) const noexcept {
+    const std::size_t m = out.size() - 1;
+    T ss = kernels::dot(out.data() + 1, out.data() + 1, m);
+    if (!(ss <= max_spatial_sq_)) {
+      const auto ns = detail::geo_norm_from(out.data() + 1, m, ss);
+      if (ns.value() > max_spatial_) {
+        kernels::scale(ns.divide(max_spatial_), out.data() + 1, m);
+        ss = max_spatial_sq_;
+      }
+    }
+    out[0] = std::sqrt(inv_c_ + ss);
+  }
+
+  T c_;
+  T eps_;
+  T sqrt_c_ = T(1);
+  T inv_c_ = T(1);
+  T max_spatial_ = T(1);
+  T max_spatial_sq_ = T(1);
+  T theta_cap_ = T(1);
+  T theta_max_ = T(1);
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/geometry/lorentz.hpp ----
+// ---- begin ruvector/attention/geometry/means.hpp ----
+/// \file geometry/means.hpp
+/// \brief Weighted means of manifold points: the Fréchet (Karcher) mean on any `manifold`, and
+/// the Einstein midpoint of hyperbolic points.
+///
+/// Fréchet mean (Karcher 1977, "Riemannian center of mass and mollifier smoothing"; the fixed-point
+/// iteration of Pennec 2006, "Intrinsic Statistics on Riemannian Manifolds"):
+///
+///     m* = argmin_m ½ Σᵢ wᵢ d(m, xᵢ)²,    grad = −Σᵢ wᵢ log_m(xᵢ)   (wᵢ normalised to Σ wᵢ = 1)
+///     m₀ = exp₀(Σᵢ wᵢ log₀(xᵢ)),           m_{k+1} = exp_{m_k}(step · Σᵢ wᵢ log_{m_k}(xᵢ))
+///
+/// stopping when ‖Σᵢ wᵢ log_m(xᵢ)‖_m ≤ tolerance (converged) or after max_iterations trial steps
+/// (not converged). A trial step is accepted only if it decreases ½ Σ w d² enough (Armijo),
+/// otherwise the step is halved (see the loop): step 1 alone oscillates for points spread far apart
+/// in negative curvature. On Hadamard manifolds (the hyperbolic models) the minimiser is unique; on
+/// spheres the points must lie in an open hemisphere-sized ball. Convergence is reported in
+/// `frechet_result`, never thrown. If m₀ is not finite (e.g. log₀ of an antipode of the sphere's
+/// origin), the iteration starts at the first point of largest weight instead; if the gradient
+/// becomes non-finite the iteration stops at the last finite iterate (reported as not converged).
+///
+/// Einstein midpoint (Ungar 2008, "Analytic Hyperbolic Geometry and Albert Einstein's Special
+/// Theory of Relativity", §6; Gulcehre et al. 2019, "Hyperbolic Attention Networks", eq. 9): in
+/// the Klein model, with Lorentz factors γᵢ = 1/√(1 − c‖kᵢ‖²),
+///
+///     m_K = Σᵢ wᵢ γᵢ kᵢ / Σᵢ wᵢ γᵢ.
+///
+/// For Poincaré points kᵢ = 2xᵢ/(1 + c‖xᵢ‖²), γᵢ = (1 + c‖xᵢ‖²)/(1 − c‖xᵢ‖²) and γᵢkᵢ = λ_{xᵢ}xᵢ,
+/// so m_K = Σ wᵢλᵢxᵢ / Σ wᵢγᵢ is formed from the Poincaré coordinates directly (one pass, no
+/// Klein coordinates stored) and returned as the Poincaré point m_K/(1 + √κ), κ = 1 − c‖m_K‖².
+/// When the midpoint is near the boundary (κ < 1/16), κ = (p − √c‖s‖)(p + √c‖s‖)/p² with
+/// p = Σ wᵢγᵢ, s = Σ wᵢλᵢxᵢ is re-evaluated from the sum of non-negative terms
+///
+///     p − √c‖s‖ = Σᵢ wᵢ [(1 − rᵢ)² + √c‖xᵢ − ‖xᵢ‖u‖²/‖xᵢ‖] / (1 − rᵢ²),   rᵢ = √c‖xᵢ‖, u = s/‖s‖,
+///
+/// in a second pass, instead of the difference 1 − c‖m_K‖², which there cancels to about half
+/// the digits (Klein coordinates compress the boundary quadratically).
+///
+/// Weights must be finite and ≥ 0 with a positive sum (`invalid_argument`, or
+/// `non_finite_input` for NaN/Inf); they are normalised inside. Zero-weight points are skipped
+/// by the arithmetic but still validated by the Einstein midpoint. Errors raised while reading a
+/// point name its row. `out` must not overlap `points`. The Fréchet mean allocates its scratch
+/// (4 ambient vectors) once per call; the Einstein midpoints do not allocate.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin ruvector/attention/geometry/models.hpp ----
+/// \file geometry/models.hpp
+/// \brief Isometries between the three standard models of hyperbolic space of curvature −c
+/// (c > 0): the Poincaré ball 𝔻ⁿ_c, the hyperboloid ℍⁿ_c ⊂ Rⁿ⁺¹ and the Beltrami–Klein ball 𝕂ⁿ_c
+/// (Cannon, Floyd, Kenyon & Parry 1997, "Hyperbolic Geometry"; Gulcehre et al. 2019,
+/// "Hyperbolic Attention Networks" for the Klein model in attention).
+///
+/// With p ∈ 𝔻 (c‖p‖² < 1), x = (x₀, x_s) ∈ ℍ (⟨x, x⟩_L = −1/c, x₀ > 0) and k ∈ 𝕂 (c‖k‖² < 1):
+///
+///     poincare → lorentz:  x₀ = (1/√c)(1 + c‖p‖²)/(1 − c‖p‖²),   x_s = 2p/(1 − c‖p‖²)
+///     lorentz → poincare:  p = x_s/(1 + √c x₀)
+///     poincare → klein:    k = 2p/(1 + c‖p‖²)
+///     klein → poincare:    p = k/(1 + √(1 − c‖k‖²))
+///     lorentz → klein:     k = x_s/(√c x₀)
+///     klein → lorentz:     x₀ = (1/√c)/√(1 − c‖k‖²),   x_s = k/√(1 − c‖k‖²)
+///
+/// Geodesics of 𝕂 are straight chords, which is why the Einstein midpoint (geometry/means.hpp)
+/// is a plain weighted average there.
+///
+/// Conventions:
+/// - Lorentz inputs are read through their spatial part: x₀ is replaced by the lift
+///   √(1/c + ‖x_s‖²) (as `lorentz_hyperboloid::project` does), so a point that drifted off the
+///   hyperboloid by rounding still maps inside the ball. x₀ must still be > 0 (`invalid_argument`
+///   for the lower sheet).
+/// - Poincaré and Klein inputs must satisfy c‖·‖² < 1 (`invalid_argument`); NaN/Inf throws
+///   `non_finite_input`; c must be finite and > 0 (`invalid_argument`); sizes must be n ↔ n and
+///   n ↔ n + 1 (`dimension_mismatch`; n = 0 is allowed, the Lorentz side then has size 1).
+/// - No projection onto a max norm is applied (these functions have no eps): a point of
+///   hyperbolic norm near the limit of T may round onto the boundary; apply
+///   `poincare_ball::project` when the result feeds a ball operation.
+/// - Near the boundary the Klein model keeps only about half the digits of the Poincaré model
+///   (1 − c‖k‖² ≈ (1 − c‖p‖²)²/4), so prefer the Poincaré or Lorentz form for storage.
+/// - `out` must not overlap the input. No function allocates. T is deduced from c alone (the
+///   spans convert implicitly, e.g. from std::vector): `poincare_to_klein(1.0f, x, out)`.
+
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <sstream>
+#include <string_view>
+#include <type_traits>
+
+
+namespace ruvector::attention {
+
+namespace detail {
+
+/// Throws `invalid_argument` unless c is finite and > 0.
+template <class T>
+void models_require_c(std::string_view fn, T c) {
+  if (!(std::isfinite(c) && c > T(0))) {
+    std::ostringstream os;
+    os << "invalid argument: " << fn << ": c must be finite and > 0 (curvature −c), got " << c;
+    throw invalid_argument(os.str());
+  }
+}
+
+/// 1 − c‖x‖² > 0 for a ball (Poincaré or Klein) point, else the error.
+template <class T>
+T models_ball_beta(std::string_view fn, std::span<const T> x, T c, std::string_view model) {
+  const T xx = kernels::dot(x.data(), x.data(), x.size());
+  const T b = T(1) - c * xx;
+  if (!(b > T(0))) geo_throw_not_in_ball(fn, "x", x, c * xx, model);
+  return b;
+}
+
+/// ‖x_s‖² of a Lorentz point with x₀ > 0, else the error.
+template <class T>
+T models_lorentz_spatial(std::string_view fn, std::span<const T> x) {
+  if (x.empty()) lorentz_throw_empty(fn, "x");
+  if (!(x[0] > T(0))) lorentz_throw_sheet(fn, "x", x);
+  const T ss = kernels::dot(x.data() + 1, x.data() + 1, x.size() - 1);
+  if (!std::isfinite(ss)) geo_throw_non_finite(fn, "x", x);
+  return ss;
+}
+
+}  // namespace detail
+
+/// \brief out (n + 1) = the hyperboloid point of the Poincaré point x (n).
+template <attention_scalar T>
+void poincare_to_lorentz(T c, std::type_identity_t<std::span<const T>> x,
+                         std::type_identity_t<std::span<T>> out) {
+  constexpr std::string_view fn = "poincare_to_lorentz";
+  detail::models_require_c(fn, c);
+  detail::geo_require_size(fn, "out", out.size(), x.size() + 1);
+  const T b = detail::models_ball_beta(fn, x, c, "Poincaré ball");
+  // 1 + c‖x‖² = 2 − β.
+  out[0] = (T(2) - b) / (std::sqrt(c) * b);
+  detail::geo_scaled(T(2) / b, x.data(), out.data() + 1, x.size());
+}
+
+/// \brief out (n) = the Poincaré point of the hyperboloid point x (n + 1): x_s/(1 + √c x₀) with
+/// x₀ lifted.
+template <attention_scalar T>
+void lorentz_to_poincare(T c, std::type_identity_t<std::span<const T>> x,
+                         std::type_identity_t<std::span<T>> out) {
+  constexpr std::string_view fn = "lorentz_to_poincare";
+  detail::models_require_c(fn, c);
+  if (x.empty()) detail::lorentz_throw_empty(fn, "x");
+  detail::geo_require_size(fn, "out", out.size(), x.size() - 1);
+  const T ss = detail::models_lorentz_spatial(fn, x);
+  // 1 + √c·√(1/c + ‖x_s‖²) = 1 + √(1 + c‖x_s‖²).
+  detail::geo_scaled(T(1) / (T(1) + std::sqrt(T(1) + c * ss)), x.data() + 1, out.data(),
+                     out.size());
+}
+
+/// \brief out (n) = the Klein point of the Poincaré point x (n): 2x/(1 + c‖x‖²).
+template <attention_scalar T>
+void poincare_to_klein(T c, std::type_identity_t<std::span<const T>> x,
+                       std::type_identity_t<std::span<T>> out) {
+  constexpr std::string_view fn = "poincare_to_klein";
+  detail::models_require_c(fn, c);
+  detail::geo_require_size(fn, "out", out.size(), x.size());
+  const T b = detail::models_ball_beta(fn, x, c, "Poincaré ball");
+  detail::geo_scaled(T(2) / (T(2) - b), x.data(), out.data(), x.size());
+}
+
+/// \brief out (n) = the Poincaré point of the Klein point x (n): x/(1 + √(1 − c‖x‖²)).
+template <attention_scalar T>
+void klein_to_poincare(T c, std::type_identity_t<std::span<const T>> x,
+                       std::type_identity_t<std::span<T>> out) {
+  constexpr std::string_view fn = "klein_to_poincare";
+  detail::models_require_c(fn, c);
+  detail::geo_require_size(fn, "out", out.size(), x.size());
+  const T b = detail::models_ball_beta(fn, x, c, "Klein ball");
+  detail::geo_scaled(T(1) / (T(1) + std::sqrt(b)), x.data(), out.data(), x.size());
+}
+
+/// \brief out (n) = the Klein point of the hyperboloid point x (n + 1): x_s/(√c x₀), x₀ lifted.
+template <attention_scalar T>
+void lorentz_to_klein(T c, std::type_identity_t<std::span<const T>> x,
+                      std::type_identity_t<std::span<T>> out) {
+  constexpr std::string_view fn = "lorentz_to_klein";
+  detail::models_require_c(fn, c);
+  if (x.empty()) detail::lorentz_throw_empty(fn, "x");
+  detail::geo_require_size(fn, "out", out.size(), x.size() - 1);
+  const T ss = detail::models_lorentz_spatial(fn, x);
+  // √c·√(1/c + ‖x_s‖²) = √(1 + c‖x_s‖²).
+  detail::geo_scaled(T(1) / std::sqrt(T(1) + c * ss), x.data() + 1, out.data(), out.size());
+}
+
+/// \brief out (n + 1) = the hyperboloid point of the Klein point x (n).
+template <attention_scalar T>
+void klein_to_lorentz(T c, std::type_identity_t<std::span<const T>> x,
+                      std::type_identity_t<std::span<T>> out) {
+  constexpr std::string_view fn = "klein_to_lorentz";
+  detail::models_require_c(fn, c);
+  detail::geo_require_size(fn, "out", out.size(), x.size() + 1);
+  const T b = detail::models_ball_beta(fn, x, c, "Klein ball");
+  const T inv_root = T(1) / std::sqrt(b);
+  out[0] = inv_root / std::sqrt(c);
+  detail::geo_scaled(inv_root, x.data(), out.data() + 1, x.size());
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/geometry/models.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Options of `frechet_mean`.
+struct frechet_options {
+  /// Largest number of updates m ← exp_m(step·grad).
+  std::size_t max_iterations = 100;
+  /// Stop when the Riemannian norm ‖Σ wᵢ log_m xᵢ‖_m is ≤ this (≥ 0).
+  double tolerance = 1e-6;
+  /// Step size of each update (> 0); 1 is the classical Karcher fixed point.
+  double step = 1.0;
+};
+
+/// \brief What `frechet_mean` did.
+struct frechet_result {
+  /// Updates performed.
+  std::size_t iterations = 0;
+  /// True when the gradient norm reached the tolerance.
+  bool converged = false;
+  /// The Riemannian norm of Σ wᵢ log_m xᵢ at the returned point.
+  double gradient_norm = 0.0;
+};
+
+namespace detail {
+
+/// Validates weights (finite, ≥ 0, positive sum) and returns their sum.
+template <class T>
+double means_weight_sum(std::string_view fn, std::span<const T> w) {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    if (!std::isfinite(w[i])) throw_non_finite(geo_what(fn, "weights"), i, w[i]);
+    if (w[i] < T(0)) {
+      std::ostringstream os;
+      os << "invalid argument: " << fn << ": weights[" << i << "] = " << w[i] << ", expected >= 0";
+      throw invalid_argument(os.str());
+    }
+    sum += static_cast<double>(w[i]);
+  }
+  if (!(sum > 0.0)) {
+    std::ostringstream os;
+    os << "invalid argument: " << fn << ": weights sum to " << sum << ", expected a positive sum";
+    throw invalid_argument(os.str());
+  }
+  return sum;
+}
+
+/// Row i of a row-major view as a span of `cols` values.
+template <class T>
+std::span<const T> means_row(const matrix_cref<T>& m, std::size_t i) noexcept {
+  return std::span<const T>(m.data() + static_cast<std::ptrdiff_t>(i) * m.outerStride(),
+                            static_cast<std::size_t>(m.cols()));
+}
+
+/// Shared argument checks of the means: non-empty points, weights/out sizes, weights.
+template <class T>
+double means_check_args(std::string_view fn, const matrix_cref<T>& points,
+                        std::span<const T> weights, std::span<T> out) {
+  const auto n = static_cast<std::size_t>(points.rows());
+  require_non_empty(geo_what(fn, "points"), n);
+  geo_require_size(fn, "weights", weights.size(), n);
+  geo_require_size(fn, "out (points.cols())", out.size(), static_cast<std::size_t>(points.cols()));
+  return means_weight_sum(fn, weights);
+}
+
+}  // namespace detail
+
+/// \brief The weighted Fréchet (Karcher) mean of the rows of `points` (ambient coordinates of
+/// `m`) into `out`; see the file comment. Works for any `manifold`.
+template <manifold M>
+frechet_result frechet_mean(const M& m, const matrix_cref<typename M::value_type>& points,
+                            std::span<const typename M::value_type> weights,
+                            std::span<typename M::value_type> out,
+                            const frechet_options& options = {}) {
+  using T = typename M::value_type;
+  constexpr std::string_view fn = "frechet_mean";
+  const double wsum = detail::means_check_args<T>(fn, points, weights, out);
+  if (!(std::isfinite(options.tolerance) && options.tolerance >= 0.0)) {
+    std::ostringstream os;
+    os << "invalid argument: " << fn << ": options.tolerance = " << options.tolerance
+       << ", expected finite and >= 0";
+    throw invalid_argument(os.str());
+  }
+  if (!(std::isfinite(options.step) && options.step > 0.0)) {
+    std::ostringstream os;
+    os << "invalid argument: " << fn << ": options.step = " << options.step
+       << ", expected finite and > 0";
+    throw invalid_argument(os.str());
+  }
+  const auto n = static_cast<std::size_t>(points.rows());
+  const std::size_t d = out.size();
+  std::vector<T> buffer(6 * d);
+  std::span<T> cur(buffer.data(), d);
+  std::span<T> next(buffer.data() + d, d);
+  std::span<T> grad(buffer.data() + 2 * d, d);
+  std::span<T> grad_next(buffer.data() + 3 * d, d);
+  std::span<T> tmp(buffer.data() + 4 * d, d);
+  std::span<T> move(buffer.data() + 5 * d, d);
+  const auto weight = [&](std::size_t i) { return static_cast<T>(weights[i] / wsum); };
+  const auto all_finite = [](std::span<const T> v) {
+    return std::all_of(v.begin(), v.end(), [](T a) { return std::isfinite(a); });
+  };
+
+  // m₀ = exp₀(Σ w log₀ x); every row is validated here (errors name the row).
+  std::fill(grad.begin(), grad.end(), T(0));
+  for (std::size_t i = 0; i < n; ++i) {
+    try {
+      m.log0(detail::means_row(points, i), tmp);
+    } catch (const error& e) {
+      detail::geo_rethrow_for_row(e, fn, "points", i);
+    }
+    if (weights[i] > T(0)) kernels::axpy(weight(i), tmp.data(), grad.data(), d);
+  }
+  m.exp0(std::span<const T>(grad), cur);
+  if (!all_finite(cur)) {
+    const std::size_t heaviest = static_cast<std::size_t>(
+        std::max_element(weights.begin(), weights.end()) - weights.begin());
+    const auto row = detail::means_row(points, heaviest);
+    std::copy(row.begin(), row.end(), cur.begin());
+  }
+
+  // g = Σ w log_at(x); returns ‖g‖_at (infinity when not finite).
+  const auto gradient = [&](std::span<const T> at, std::span<T> g) {
+    std::fill(g.begin(), g.end(), T(0));
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!(weights[i] > T(0))) continue;
+      m.log(at, detail::means_row(points, i), tmp);
+      kernels::axpy(weight(i), tmp.data(), g.data(), d);
+    }
+    const std::span<const T> gc(g);
+    const double g2 = static_cast<double>(m.inner(at, gc, gc));
+    const double gn = std::sqrt(std::max(g2, 0.0));
+    return std::isfinite(gn) ? gn : std::numeric_limits<double>::infinity();
+  };
+
+  // f(at) = ½ Σ w d(at, x)², the objective.
+  const auto objective = [&](std::span<const T> at) {
+    double acc = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!(weights[i] > T(0))) continue;
+      const double di = static_cast<double>(m.distance(at, detail::means_row(points, i)));
+      acc += 0.5 * static_cast<double>(weight(i)) * di * di;
+    }
+    return acc;
+  };
+
+  // Step control (Armijo backtracking on f): a trial m' = exp_m(t·g) is accepted when
+  // f(m') ≤ f(m) − 10⁻⁴·t·‖g‖²_m (with a rounding slack of a few ulps of f), otherwise t is
+  // halved. Step 1 (the Karcher fixed point) is accepted whenever it decreases f enough — always
+  // for clustered points — but for points spread far apart in negative curvature the Hessian of f
+  // reaches Σ w √c·d·coth(√c·d) ≫ 1 and step 1 oscillates; the halving then finds a descent
+  // step. After an accepted trial t grows back (×2, at most options.step). Every trial counts as
+  // an iteration, so max_iterations bounds the work.
+  frechet_result result;
+  const T max_step = static_cast<T>(options.step);
+  T step = max_step;
+  double gn = gradient(std::span<const T>(cur), grad);
+  double f_cur = objective(std::span<const T>(cur));
+  const double slack = 8.0 * static_cast<double>(std::numeric_limits<T>::epsilon());
+  constexpr int max_halvings = 60;
+  int halvings = 0;
+  for (;;) {
+    result.gradient_norm = gn;
+    if (!std::isfinite(gn)) break;
+    if (gn <= options.tolerance) {
+      result.converged = true;
+      break;
+    }
+    if (result.iterations >= options.max_iterations || halvings > max_halvings) break;
+    std::copy(grad.begin(), grad.end(), move.begin());
+    kernels::scale(step, move.data(), d);
+    m.exp(std::span<const T>(cur), std::span<const T>(move), next);
+    ++result.iterations;
+    const double f_next = all_finite(next) ? objective(std::span<const T>(next))
+                                           : std::numeric_limits<double>::infinity();
+    bool accept = f_next <= f_cur - 1e-4 * static_cast<double>(step) * gn * gn;
+    double gn_next = std::numeric_limits<double>::infinity();
+    if (std::isfinite(f_next)) {
+      gn_next = gradient(std::span<const T>(next), grad_next);
+      // Without sufficient decrease (f is only resolved to its rounding, which for distances
+      // computed in float is far coarser than ε·f), a step is still taken when it lowers the
+      // gradient norm, or when it is the full Karcher step and f is flat to rounding.
+      accept = accept || gn_next < gn || (step == max_step && f_next <= f_cur + slack * f_cur);
+    }
+    if (accept) {
+      std::swap(cur, next);
+      std::swap(grad, grad_next);
+      f_cur = f_next;
+      gn = gn_next;
+      step = std::min(max_step, step * T(2));
+      halvings = 0;
+    } else {
+      step /= T(2);
+      ++halvings;
+    }
+  }
+  std::copy(cur.begin(), cur.end(), out.begin());
+  return result;
+}
+
+/// \brief The weighted Einstein midpoint of the Poincaré points in the rows of `points` (ball
+/// of `ball`), returned as a Poincaré point (projected onto the ball of radius max_norm); see
+/// the file comment.
+template <attention_scalar T>
+void einstein_midpoint(const poincare_ball<T>& ball,
+                       const std::type_identity_t<matrix_cref<T>>& points,
+                       std::type_identity_t<std::span<const T>> weights,
+                       std::type_identity_t<std::span<T>> out) {
+  constexpr std::string_view fn = "einstein_midpoint";
+  const double wsum = detail::means_check_args<T>(fn, points, weights, out);
+  const auto n = static_cast<std::size_t>(points.rows());
+  const std::size_t d = out.size();
+  const T c = ball.c();
+  const double sqrt_c = std::sqrt(static_cast<double>(c));
+  std::fill(out.begin(), out.end(), T(0));
+  double p = 0.0;  // Σ w γ (weights normalised)
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = detail::means_row(points, i);
+    const T xx = kernels::dot(x.data(), x.data(), d);
+    const T b = T(1) - c * xx;
+    if (!(b > T(0))) {
+      try {
+        detail::geo_throw_not_in_ball(fn, "x", x, c * xx);
+      } catch (const error& e) {
+        detail::geo_rethrow_for_row(e, fn, "points", i);
+      }
+    }
+    if (!(weights[i] > T(0))) continue;
+    const double w = static_cast<double>(weights[i]) / wsum;
+    p += w * (2.0 - static_cast<double>(b)) / static_cast<double>(b);  // γ = (1 + c‖x‖²)/β
+    kernels::axpy(static_cast<T>(2.0 * w / static_cast<double>(b)), x.data(), out.data(), d);
+  }
+  // out = s = Σ w λ x;  m_K = s/p;  result = m_K/(1 + √κ).
+  const double ss = static_cast<double>(kernels::dot(out.data(), out.data(), d));
+  const double ns = std::sqrt(ss);
+  double kappa = 1.0 - static_cast<double>(c) * ss / (p * p);
+  if (kappa < 1.0 / 16.0 && ns > 0.0) {
+    double gap = 0.0;  // p − √c‖s‖ as a sum of non-negative terms
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!(weights[i] > T(0))) continue;
+      const auto x = detail::means_row(points, i);
+      const double w = static_cast<double>(weights[i]) / wsum;
+      const T xx = kernels::dot(x.data(), x.data(), d);
+      const double nx = std::sqrt(static_cast<double>(xx));
+      const double b = 1.0 - static_cast<double>(c * xx);
+      const double r = sqrt_c * nx;
+      const double one_minus_r = b / (1.0 + r);
+      double spread = 0.0;
+      if (nx > 0.0) {
+        spread = sqrt_c *
+                 static_cast<double>(
+                     detail::geo_pair_norms(x.data(), out.data(), static_cast<T>(-nx / ns), d).zz) /
+                 nx;
+      }
+      gap += w * (one_minus_r * one_minus_r + spread) / b;
+    }
+    kappa = gap * (p + sqrt_c * ns) / (p * p);
+  }
+  kappa = std::max(kappa, 0.0);
+  kernels::scale(static_cast<T>(1.0 / (p * (1.0 + std::sqrt(kappa)))), out.data(), d);
+  const T oo = kernels::dot(out.data(), out.data(), d);
+  const T max_norm = ball.max_norm();
+  if (oo > max_norm * max_norm) kernels::scale(max_norm / std::sqrt(oo), out.data(), d);
+}
+
+/// \brief The weighted Einstein midpoint of Klein points (rows of `klein_points`, curvature −c),
+/// returned in Klein coordinates: m_K = Σ wᵢγᵢkᵢ / Σ wᵢγᵢ, γᵢ = 1/√(1 − c‖kᵢ‖²). A convex
+/// combination, so it lies in the Klein ball whenever the inputs do (no projection applied).
+template <attention_scalar T>
+void einstein_midpoint_klein(T c, const std::type_identity_t<matrix_cref<T>>& klein_points,
+                             std::type_identity_t<std::span<const T>> weights,
+                             std::type_identity_t<std::span<T>> out) {
+  constexpr std::string_view fn = "einstein_midpoint_klein";
+  detail::models_require_c(fn, c);
+  const double wsum = detail::means_check_args<T>(fn, klein_points, weights, out);
+  const auto n = static_cast<std::size_t>(klein_points.rows());
+  const std::size_t d = out.size();
+  std::fill(out.begin(), out.end(), T(0));
+  double den = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto k = detail::means_row(klein_points, i);
+    const T kk = kernels::dot(k.data(), k.data(), d);
+    const T b = T(1) - c * kk;
+    if (!(b > T(0))) {
+      try {
+        detail::geo_throw_not_in_ball(fn, "k", k, c * kk, "Klein ball");
+      } catch (const error& e) {
+        detail::geo_rethrow_for_row(e, fn, "klein_points", i);
+      }
+    }
+    if (!(weights[i] > T(0))) continue;
+    const double wg = static_cast<double>(weights[i]) / wsum / std::sqrt(static_cast<double>(b));
+    den += wg;
+    kernels::axpy(static_cast<T>(wg), k.data(), out.data(), d);
+  }
+  kernels::scale(static_cast<T>(1.0 / den), out.data(), d);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/geometry/means.hpp ----
+// ---- begin ruvector/attention/geometry/product.hpp ----
+/// \file geometry/product.hpp
+/// \brief Product manifolds M_1 × … × M_k (e.g. E^e × H^h × S^s) stored as concatenated ambient
+/// coordinates.
+///
+/// Gu et al. 2019, "Learning Mixed-Curvature Representations in Product Spaces" (ICLR): a point
+/// of the product is the tuple of its components, x = [x_1 | x_2 | … | x_k], each x_i stored in
+/// the ambient coordinates of M_i (d_i values, at offset o_i = d_1 + … + d_{i−1}). The product
+/// metric is the sum of the component metrics, so
+///
+///     d(x, y)        = sqrt(Σ_i d_i(x_i, y_i)²)
+///     ⟨u, v⟩_x       = Σ_i ⟨u_i, v_i⟩_{x_i}
+///     exp, log, exp_0, log_0, Γ (transport), project, origin   — componentwise
+///
+/// (geodesics of a Riemannian product are products of geodesics). A product of spaces of
+/// different curvature has non-constant sectional curvature, so `product_manifold` models
+/// `manifold` but not `constant_curvature_manifold`.
+///
+/// `make_mixed_curvature_space<T>(component_dims, c_h, c_s)` builds E^e × H^h × S^s
+/// (euclidean_space × poincare_ball × sphere) in the library's `[E | H | S]` layout.
+///
+/// Conventions: every public operation checks its spans against `ambient_dim()`
+/// (`dimension_mismatch`) and the components check again; components of ambient size 0 are
+/// skipped (they contribute 0 to distances and inner products and write nothing), so e.g. a
+/// mixed-curvature space with no spherical part needs no special type. Component objects are held
+/// by value; the product is immutable and safe to share across threads. No operation allocates.
+
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <sstream>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// ---- begin ruvector/attention/geometry/sphere.hpp ----
+/// \file geometry/sphere.hpp
+/// \brief The sphere S^{n−1}_c of constant curvature +c (c > 0) embedded in R^n, as a
+/// `constant_curvature_manifold`.
+///
+/// The positively curved factor of product spaces E^e × H^h × S^s (Gu et al. 2019, "Learning
+/// Mixed-Curvature Representations in Product Spaces"; Skopek et al. 2020, "Mixed-curvature
+/// Variational Autoencoders"). Points are stored in ambient coordinates x ∈ R^n with ‖x‖ = R,
+/// R = 1/√c; tangent vectors at x are the v ∈ R^n with ⟨x, v⟩ = 0; the metric is the Euclidean one
+/// restricted to T_x. With θ(x, y) ∈ [0, π] the angle between x and y:
+///
+///     d(x, y)    = R·θ,   θ = 2·atan2(‖x − y‖, ‖x + y‖)   (‖x‖ = ‖y‖; see below otherwise)
+///              u = (y − x) − (⟨x, y − x⟩/‖x‖²)·x  (the part of y orthogonal to x)
+///     ⟨u, v⟩_x   = Σ u_i v_i
+///     exp_x(v)   = cos(‖v‖/R)·x + R·sin(‖v‖/R)·v/‖v‖            (exp_x(0) = x)
+///     log_x(y)   = R·θ·u/‖u‖                                       (log_x(x) = 0)
+///     Γ_{x→y}(v) = v + ⟨e, v⟩·(e' − e),  e = u/‖u‖,  e' = −sin θ·x/R + cos θ·e        (θ < π)
+///                = v − (⟨x + y, v⟩/(R² + ⟨x, y⟩))·(x + y)     on T_x (the same map)
+///     origin     = (R, 0, …, 0)
+///
+/// Numerical conventions:
+/// - Angles are never taken from a bare acos(⟨x, y⟩/R²), which loses half the digits near θ = 0
+///   and θ = π. `distance` uses Kahan's half-angle form on the squared chords ‖x ∓ y‖², each
+///   formed from the element-wise difference/sum in one fused SIMD pass, corrected for unequal
+///   norms (δ = ‖x‖ − ‖y‖: θ = 2·atan2(√(‖x − y‖² − δ²), √(‖x + y‖² − δ²))). log and transport
+///   form u from the difference y − x and take θ = atan2(‖x‖·‖u‖, ⟨x, y⟩). Both keep relative
+///   accuracy for close points and absolute accuracy near π.
+/// - Points are read by direction: every operation uses R·x/‖x‖ for a point argument x (so points
+///   that drifted off the sphere by rounding are harmless), and a vector whose squared norm is 0
+///   (including one that underflows) is read as the origin — the same rule as `project`.
+/// - exp rescales its result to norm R, removing the O(ε) radial drift of repeated updates; v is
+///   assumed tangent at x (use `project_tangent` otherwise).
+/// - log at (numerically) antipodal points: every great circle through x reaches −x, so log is
+///   not unique. When u vanishes (or is so small that R·π/‖u‖ is not finite) and
+///   ⟨x, y⟩ < 0, log returns the vector of length R·π pointing toward the coordinate axis e_k with
+///   the smallest |x_k| (lowest k on ties): R·π·w/‖w‖ with w = e_k − (x_k/‖x‖²)·x. When u vanishes
+///   and ⟨x, y⟩ > 0 (y = x) it returns 0. Never NaN for finite non-degenerate input.
+/// - transport rotates the plane span{x, e} by θ and fixes its orthogonal complement (parallel
+///   transport along the geodesic from x to y). It is evaluated from the twice-orthogonalised u
+///   rather than from x + y, which near −x is pure rounding noise, so Γ(v) stays tangent at y.
+///   At antipodal points it follows the same geodesic as log, i.e. Γ(v) = v − 2⟨ê, v⟩·ê with
+///   ê = w/‖w‖ (the limit along that great circle), so Γ_{x→−x}(log_x(−x)) = −log_{−x}(x).
+///   y = x gives the identity.
+/// - n = 1 (S^0 = {−R, R}) is degenerate: T_x = {0}, log and transport of tangent vectors give 0.
+///   n = 0 is rejected (`invalid_argument`): no point has norm R in R^0.
+/// - Values are not checked for finiteness; NaN/Inf propagate. Squared norms must be
+///   representable in T (‖x‖² ≈ R² = 1/c, which the constructor checks).
+///
+/// The object stores only c (and R); the dimension comes from the spans, which must agree
+/// (`dimension_mismatch`). No operation allocates.
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <numbers>
+#include <span>
+#include <sstream>
+#include <string_view>
+
+
+namespace ruvector::attention {
+
+namespace detail {
+
+/// A point read as stored.
+template <class T>
+struct sphere_stored_point {
+  const T* p;
+  T operator()(std::size_t i) const noexcept { return p[i]; }
+};
+
+/// The origin (r, 0, …, 0), substituted for a zero vector.
+template <class T>
+struct sphere_axis_point {
+  T r;
+  T operator()(std::size_t i) const noexcept { return i == 0 ? r : T(0); }
+};
+
+/// Calls f with an accessor for the point x: the origin if ‖x‖² == 0, x itself otherwise.
+template <class T, class F>
+decltype(auto) sphere_with_point(std::span<const T> x, T r, F&& f) {
+  if (kernels::dot(x.data(), x.data(), x.size()) == T(0)) return f(sphere_axis_point<T>{r});
+  return f(sphere_stored_point<T>{x.data()});
+}
+
+/// True for the stored-point accessor (the SIMD fast paths apply).
+template <class X>
+inline constexpr bool sphere_is_stored = false;
+template <class T>
+inline constexpr bool sphere_is_stored<sphere_stored_point<T>> = true;
+
+// ---- SIMD passes over stored points (noexcept, no validation) ---------------------------------
+
+/// q = ‖x‖², a = ⟨x, y − x⟩, p = ⟨x, y⟩ in one pass.
+template <class T, class Arch = kernels::default_arch>
+void sphere_pair_sums_simd(const T* x, const T* y, std::size_t n, T& q, T& a, T& p) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  q = a = p = T(0);
+  if (n >= W) {
+    B qb(T(0)), ab(T(0)), pb(T(0));
+    for (; i + W <= n; i += W) {
+      const B xb = B::load_unaligned(x + i);
+      const B yb = B::load_unaligned(y + i);
+      qb = xsimd::fma(xb, xb, qb);
+      ab = xsimd::fma(xb, yb - xb, ab);
+      pb = xsimd::fma(xb, yb, pb);
+    }
+    q = kernels::detail::hsum(qb);
+    a = kernels::detail::hsum(ab);
+    p = kernels::detail::hsum(pb);
+  }
+  for (; i < n; ++i) {
+    q += x[i] * x[i];
+    a += x[i] * (y[i] - x[i]);
+    p += x[i] * y[i];
+  }
+}
+
+/// out = (y − x) − alpha·x; returns ⟨x, out⟩.
+template <class T, class Arch = kernels::default_arch>
+T sphere_orth_simd(const T* x, const T* y, T alpha, T* out, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  T b = T(0);
+  if (n >= W) {
+    const B al(alpha);
+    B acc(T(0));
+    for (; i + W <= n; i += W) {
+      const B xb = B::load_unaligned(x + i);
+      const B ub = xsimd::fnma(al, xb, B::load_unaligned(y + i) - xb);
+      ub.store_unaligned(out + i);
+      acc = xsimd::fma(xb, ub, acc);
+    }
+    b = kernels::detail::hsum(acc);
+  }
+  for (; i < n; ++i) {
+    out[i] = (y[i] - x[i]) - alpha * x[i];
+    b += x[i] * out[i];
+  }
+  return b;
+}
+
+/// out = a·x + b·out; returns ‖out‖² (a = −β, b = 1: the second Gram–Schmidt pass).
+template <class T, class Arch = kernels::default_arch>
+T sphere_axpby_norm_simd(T a, const T* x, T b, T* out, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  T s = T(0);
+  if (n >= W) {
+    const B av(a), bv(b);
+    B acc(T(0));
+    for (; i + W <= n; i += W) {
+      const B ob = xsimd::fma(av, B::load_unaligned(x + i), bv * B::load_unaligned(out + i));
+      ob.store_unaligned(out + i);
+      acc = xsimd::fma(ob, ob, acc);
+    }
+    s = kernels::detail::hsum(acc);
+  }
+  for (; i < n; ++i) {
+    out[i] = a * x[i] + b * out[i];
+    s += out[i] * out[i];
+  }
+  return s;
+}
+
+/// out = a·x + b·v; returns ‖out‖².
+template <class T, class Arch = kernels::default_arch>
+T sphere_combine_simd(T a, const T* x, T b, const T* v, T* out, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  T s = T(0);
+  if (n >= W) {
+    const B av(a), bv(b);
+    B acc(T(0));
+    for (; i + W <= n; i += W) {
+      const B ob = xsimd::fma(av, B::load_unaligned(x + i), bv * B::load_unaligned(v + i));
+      ob.store_unaligned(out + i);
+      acc = xsimd::fma(ob, ob, acc);
+    }
+    s = kernels::detail::hsum(acc);
+  }
+  for (; i < n; ++i) {
+    out[i] = a * x[i] + b * v[i];
+    s += out[i] * out[i];
+  }
+  return s;
+}
+
+/// First pass shared by distance and log: q = ‖x‖², a = ⟨x, y − x⟩, p = ⟨x, y⟩.
+template <class T, class X, class Y>
+void sphere_pair_sums(X x, Y y, std::size_t n, T& q, T& a, T& p) noexcept {
+  q = a = p = T(0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T xi = x(i);
+    const T yi = y(i);
+    q += xi * xi;
+    a += xi * (yi - xi);
+    p += xi * yi;
+  }
+}
+
+/// Angle θ ∈ [0, π] between x and y (both non-zero): atan2(‖x‖·‖u‖, ⟨x, y⟩) with u the part of
+/// y − x orthogonal to x. The general (accessor) path, used when a point reads as the origin.
+template <class T, class X, class Y>
+T sphere_angle(X x, Y y, std::size_t n) noexcept {
+  T q, a, p;
+  sphere_pair_sums(x, y, n, q, a, p);
+  const T alpha = a / q;
+  T uu = T(0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T xi = x(i);
+    const T ui = (y(i) - xi) - alpha * xi;
+    uu += ui * ui;
+  }
+  return std::atan2(std::sqrt(q) * std::sqrt(uu), p);
+}
+
+/// ‖x‖², ‖y‖², ‖x − y‖², ‖x + y‖².
+template <class T>
+struct sphere_chord {
+  T xx;
+  T yy;
+  T dd;
+  T ss;
+};
+
+/// One SIMD pass computing `sphere_chord` (differences and sums formed before squaring, two
+/// accumulator sets per step).
+template <class T, class Arch = kernels::default_arch>
+[[nodiscard]] sphere_chord<T> sphere_chord_sums(const T* x, const T* y, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t i = 0;
+  sphere_chord<T> r{T(0), T(0), T(0), T(0)};
+  if (n >= W) {
+    B xx0(T(0)), yy0(T(0)), dd0(T(0)), ss0(T(0));
+    B xx1(T(0)), yy1(T(0)), dd1(T(0)), ss1(T(0));
+    for (; i + 2 * W <= n; i += 2 * W) {
+      const B x0 = B::load_unaligned(x + i);
+      const B y0 = B::load_unaligned(y + i);
+      const B x1 = B::load_unaligned(x + i + W);
+      const B y1 = B::load_unaligned(y + i + W);
+      const B d0 = x0 - y0, s0 = x0 + y0, d1 = x1 - y1, s1 = x1 + y1;
+      xx0 = xsimd::fma(x0, x0, xx0);
+      yy0 = xsimd::fma(y0, y0, yy0);
+      dd0 = xsimd::fma(d0, d0, dd0);
+      ss0 = xsimd::fma(s0, s0, ss0);
+      xx1 = xsimd::fma(x1, x1, xx1);
+      yy1 = xsimd::fma(y1, y1, yy1);
+      dd1 = xsimd::fma(d1, d1, dd1);
+      ss1 = xsimd::fma(s1, s1, ss1);
+    }
+    for (; i + W <= n; i += W) {
+      const B x0 = B::load_unaligned(x + i);
+      const B y0 = B::load_unaligned(y + i);
+      const B d0 = x0 - y0, s0 = x0 + y0;
+      xx0 = xsimd::fma(x0, x0, xx0);
+      yy0 = xsimd::fma(y0, y0, yy0);
+      dd0 = xsimd::fma(d0, d0, dd0);
+      ss0 = xsimd::fma(s0, s0, ss0);
+    }
+    r.xx = kernels::detail::hsum(xx0 + xx1);
+    r.yy = kernels::detail::hsum(yy0 + yy1);
+    r.dd = kernels::detail::hsum(dd0 + dd1);
+    r.ss = kernels::detail::hsum(ss0 + ss1);
+  }
+  for (; i < n; ++i) {
+    const T d = x[i] - y[i];
+    const T s = x[i] + y[i];
+    r.xx += x[i] * x[i];
+    r.yy += y[i] * y[i];
+    r.dd += d * d;
+    r.ss += s * s;
+  }
+  return r;
+}
+
+/// The angle from the chord sums (Kahan's half-angle form, extended to unequal norms): with
+/// δ = ‖x‖ − ‖y‖, ‖x − y‖² = δ² + 4‖x‖‖y‖ sin²(θ/2) and ‖x + y‖² = δ² + 4‖x‖‖y‖ cos²(θ/2), so
+/// θ = 2·atan2(√(‖x − y‖² − δ²), √(‖x + y‖² − δ²)). Both squared chords are formed from the
+/// element-wise difference/sum, so θ keeps its relative accuracy near 0 and its absolute
+/// accuracy near π. Requires ‖x‖, ‖y‖ > 0.
+template <class T>
+[[nodiscard]] T sphere_chord_angle(const sphere_chord<T>& c) noexcept {
+  const T nx = std::sqrt(c.xx);
+  const T ny = std::sqrt(c.yy);
+  const T delta = (c.xx - c.yy) / (nx + ny);
+  const T d2 = delta * delta;
+  const T sin_part = c.dd > d2 ? c.dd - d2 : T(0);
+  const T cos_part = c.ss > d2 ? c.ss - d2 : T(0);
+  return T(2) * std::atan2(std::sqrt(sin_part), std::sqrt(cos_part));
+}
+
+/// Writes the (unnormalised) antipodal direction w = e_k − (x_k/q)·x, k = argmin |x_k|, into out
+/// and returns ‖w‖² (0 when n = 1).
+template <class T, class X>
+T sphere_antipodal_direction(X x, std::size_t n, T q, T* out) noexcept {
+  std::size_t k = 0;
+  T best = std::abs(x(0));
+  for (std::size_t i = 1; i < n; ++i) {
+    const T ai = std::abs(x(i));
+    if (ai < best) {
+      best = ai;
+      k = i;
+    }
+  }
+  const T coef = x(k) / q;
+  T ww = T(0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T wi = (i == k ? T(1) : T(0)) - coef * x(i);
+    out[i] = wi;
+    ww += wi * wi;
+  }
+  return ww;
+}
+
+/// The initial direction of the geodesic from x to y, shared by log and transport.
+template <class T>
+struct sphere_geodesic {
+  T theta;   ///< angle θ(x, y) ∈ [0, π]
+  T inv_u;   ///< 1/‖u‖ (valid only when kind == 0)
+  T q;       ///< ‖x‖²
+  int kind;  ///< 0: out holds u; 1: y = x (u vanishes, ⟨x, y⟩ > 0); 2: y = −x
+};
+
+/// Writes u = (y − x) − (⟨x, y − x⟩/‖x‖²)·x into out and classifies the pair. Gram–Schmidt is
+/// applied twice ("twice is enough"): the second pass keeps u tangent to working precision even
+/// when it is a small residual (near-antipodal points). The pair is degenerate when ‖u‖ is 0 or
+/// so small that R·π/‖u‖ is not finite.
+template <class T, class X, class Y>
+sphere_geodesic<T> sphere_direction(X x, Y y, std::size_t n, T r, T* out) noexcept {
+  T q, a, p, uu;
+  if constexpr (sphere_is_stored<X> && sphere_is_stored<Y>) {
+    sphere_pair_sums_simd(x.p, y.p, n, q, a, p);
+    const T b = sphere_orth_simd(x.p, y.p, a / q, out, n);
+    uu = sphere_axpby_norm_simd(-(b / q), x.p, T(1), out, n);
+  } else {
+    sphere_pair_sums(x, y, n, q, a, p);
+    const T alpha = a / q;
+    T b = T(0);
+    for (std::size_t i = 0; i < n; ++i) {
+      const T xi = x(i);
+      const T ui = (y(i) - xi) - alpha * xi;
+      out[i] = ui;
+      b += xi * ui;
+    }
+    const T beta = b / q;
+    uu = T(0);
+    for (std::size_t i = 0; i < n; ++i) {
+      out[i] -= beta * x(i);
+      uu += out[i] * out[i];
+    }
+  }
+  const T nu = std::sqrt(uu);
+  const T inv_u = T(1) / nu;
+  sphere_geodesic<T> g{std::atan2(std::sqrt(q) * nu, p), inv_u, q, 0};
+  if (!(nu > T(0) && std::isfinite(r * std::numbers::pi_v<T> * inv_u))) {
+    g.kind = p > T(0) ? 1 : 2;
+    g.theta = p > T(0) ? T(0) : std::numbers::pi_v<T>;
+  }
+  return g;
+}
+
+/// log_x(y) on the sphere of radius r (see the file comment for the conventions).
+template <class T, class X, class Y>
+void sphere_log(X x, Y y, std::size_t n, T r, T* out) noexcept {
+  const sphere_geodesic<T> g = sphere_direction(x, y, n, r, out);
+  T k = T(0);  // y = x: log is 0
+  if (g.kind == 0) {
+    k = r * g.theta * g.inv_u;
+  } else if (g.kind == 2) {  // y = −x: the geodesic toward the axis e_k with the smallest |x_k|
+    const T ww = sphere_antipodal_direction(x, n, g.q, out);
+    k = ww > T(0) ? r * g.theta / std::sqrt(ww) : T(0);
+  }
+  kernels::scale(k, out, n);
+}
+
+/// exp_x(v) on the sphere of radius r, rescaled to norm r.
+template <class T, class X>
+void sphere_exp(X x, const T* v, std::size_t n, T r, T* out) noexcept {
+  const T vv = kernels::dot(v, v, n);
+  T q = T(0);
+  if constexpr (sphere_is_stored<X>) {
+    q = kernels::dot(x.p, x.p, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) q += x(i) * x(i);
+  }
+  const T t = std::sqrt(vv) / r;
+  const T cx = std::cos(t) * r / std::sqrt(q);     // cos(t)·(x scaled to norm r)
+  const T sv = t > T(0) ? std::sin(t) / t : T(1);  // R·sin(t)/‖v‖ = sin(t)/t
+  T oo = T(0);
+  if constexpr (sphere_is_stored<X>) {
+    oo = sphere_combine_simd(cx, x.p, sv, v, out, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      out[i] = cx * x(i) + sv * v[i];
+      oo += out[i] * out[i];
+    }
+  }
+  if (oo > T(0)) {
+    kernels::scale(r / std::sqrt(oo), out, n);
+  } else {  // only for a non-tangent v that cancels x exactly
+    for (std::size_t i = 0; i < n; ++i) out[i] = i == 0 ? r : T(0);
+  }
+}
+
+/// Parallel transport of v from T_x to T_y: with e = u/‖u‖ the unit initial direction of the
+/// geodesic and x̂ = x/‖x‖, the plane span{x̂, e} is rotated by θ and its complement is fixed:
+/// Γ(v) = v + ⟨e, v⟩·(e' − e), e' = −sin θ·x̂ + cos θ·e (e' − e = −sin θ·x̂ − 2 sin²(θ/2)·e).
+/// Equal on T_x to the closed forms v − (⟨x + y, v⟩/(R² + ⟨x, y⟩))·(x + y) and
+/// v − (⟨log_x y, v⟩/‖log_x y‖²)·(log_x y + log_y x), but e comes from the twice-orthogonalised
+/// u, so the result stays tangent at y even for near-antipodal points, where x̂ + ŷ is pure
+/// rounding noise.
+template <class T, class X, class Y>
+void sphere_transport(X x, Y y, const T* v, std::size_t n, T r, T* out) noexcept {
+  const sphere_geodesic<T> g = sphere_direction(x, y, n, r, out);
+  if (g.kind == 1) {  // y = x: the identity
+    for (std::size_t i = 0; i < n; ++i) out[i] = v[i];
+    return;
+  }
+  T ie = g.inv_u;  // out holds u (kind 0) or the antipodal direction w (kind 2); e = out·ie
+  if (g.kind == 2) {
+    const T ww = sphere_antipodal_direction(x, n, g.q, out);
+    ie = ww > T(0) ? T(1) / std::sqrt(ww) : T(0);
+  }
+  const T ev = kernels::dot(out, v, n) * ie;
+  const T sh = std::sin(g.theta / T(2));
+  const T cx = -std::sin(g.theta) / std::sqrt(g.q) * ev;  // coefficient of x
+  const T ce = T(-2) * sh * sh * ie * ev;                 // coefficient of u (or w)
+  if constexpr (sphere_is_stored<X>) {
+    kernels::scale(ce, out, n);
+    kernels::axpy(cx, x.p, out, n);
+    kernels::axpy(T(1), v, out, n);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) out[i] = v[i] + cx * x(i) + ce * out[i];
+  }
+}
+
+/// v − (⟨x, v⟩/‖x‖²)·x.
+template <class T, class X>
+void sphere_project_tangent(X x, const T* v, std::size_t n, T* out) noexcept {
+  T q = T(0), a = T(0);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T xi = x(i);
+    q += xi * xi;
+    a += xi * v[i];
+  }
+  const T alpha = a / q;
+  for (std::size_t i = 0; i < n; ++i) out[i] = v[i] - alpha * x(i);
+}
+
+/// Throws `invalid_argument` for an empty point (no sphere lives in R^0).
+inline void sphere_require_ambient(std::string_view what, std::size_t n) {
+  if (n == 0) {
+    std::ostringstream os;
+    os << "invalid argument: " << what
+       << " is empty; a sphere needs ambient dimension >= 1 (S^{n-1} in R^n)";
+    throw invalid_argument(os.str());
+  }
+}
+
+}  // namespace detail
+
+/// \brief The sphere of curvature +c (radius R = 1/√c) embedded in R^n; points satisfy ‖x‖ = R.
+/// \tparam T `float` or `double`.
+template <attention_scalar T>
+class sphere {
+ public:
+  using value_type = T;
+
+  /// Sphere of curvature c; throws `invalid_argument` unless c is finite, c > 0 and 1/c is
+  /// finite (so that R² is representable).
+  explicit sphere(T c = T(1)) : c_(c), r_(T(1)) {
+    if (!(std::isfinite(c) && c > T(0) && std::isfinite(T(1) / c))) {
+      std::ostringstream os;
+      os << "invalid argument: sphere curvature c = " << c
+         << ", expected finite c > 0 with finite 1/c";
+      throw invalid_argument(os.str());
+    }
+    r_ = T(1) / std::sqrt(c);
+  }
+
+  /// The curvature magnitude c.
+  [[nodiscard]] T c() const noexcept { return c_; }
+  /// Sectional curvature +c.
+  [[nodiscard]] T curvature() const noexcept { return c_; }
+  /// The radius R = 1/√c.
+  [[nodiscard]] T radius() const noexcept { return r_; }
+
+  /// Geodesic (great-circle) distance R·θ(x, y), θ ∈ [0, π].
+  [[nodiscard]] T distance(std::span<const T> x, std::span<const T> y) const {
+    detail::sphere_require_ambient("sphere::distance: x", x.size());
+    require_dimension("sphere::distance: y.size()", y.size(), x.size());
+    const auto c = detail::sphere_chord_sums(x.data(), y.data(), x.size());
+    if (c.xx > T(0) && c.yy > T(0)) return r_ * detail::sphere_chord_angle(c);
+    // A zero vector reads as the origin (rare): the general path.
+    return detail::sphere_with_point(x, r_, [&](auto xa) {
+      return detail::sphere_with_point(
+          y, r_, [&](auto ya) { return r_ * detail::sphere_angle<T>(xa, ya, x.size()); });
+    });
+  }
+
+  /// Riemannian inner product at x: the Euclidean ⟨u, v⟩ (u, v tangent at x).
+  [[nodiscard]] T inner(std::span<const T> x, std::span<const T> u, std::span<const T> v) const {
+    detail::sphere_require_ambient("sphere::inner: x", x.size());
+    require_dimension("sphere::inner: u.size()", u.size(), x.size());
+    require_dimension("sphere::inner: v.size()", v.size(), x.size());
+    return kernels::dot(u.data(), v.data(), u.size());
+  }
+
+  /// Exponential map exp_x(v) = cos(‖v‖/R)·x + R·sin(‖v‖/R)·v/‖v‖, rescaled to norm R.
+  void exp(std::span<const T> x, std::span<const T> v, std::span<T> out) const {
+    detail::sphere_require_ambient("sphere::exp: x", x.size());
+    require_dimension("sphere::exp: v.size()", v.size(), x.size());
+    require_dimension("sphere::exp: out.size()", out.size(), x.size());
+    detail::sphere_with_point(
+        x, r_, [&](auto xa) { detail::sphere_exp<T>(xa, v.data(), x.size(), r_, out.data()); });
+  }
+
+  /// Logarithmic map log_x(y) = R·θ·u/‖u‖ (antipodal convention in the file comment).
+  void log(std::span<const T> x, std::span<const T> y, std::span<T> out) const {
+    detail::sphere_require_ambient("sphere::log: x", x.size());
+    require_dimension("sphere::log: y.size()", y.size(), x.size());
+    require_dimension("sphere::log: out.size()", out.size(), x.size());
+    detail::sphere_with_point(x, r_, [&](auto xa) {
+      detail::sphere_with_point(
+          y, r_, [&](auto ya) { detail::sphere_log<T>(xa, ya, x.size(), r_, out.data()); });
+    });
+  }
+
+  /// exp at the origin (R, 0, …, 0).
+  void exp0(std::span<const T> v, std::span<T> out) const {
+    detail::sphere_require_ambient("sphere::exp0: v", v.size());
+    require_dimension("sphere::exp0: out.size()", out.size(), v.size());
+    detail::sphere_exp<T>(detail::sphere_axis_point<T>{r_}, v.data(), v.size(), r_, out.data());
+  }
+
+  /// log at the origin (R, 0, …, 0).
+  void log0(std::span<const T> y, std::span<T> out) const {
+    detail::sphere_require_ambient("sphere::log0: y", y.size());
+    require_dimension("sphere::log0: out.size()", out.size(), y.size());
+    detail::sphere_with_point(y, r_, [&](auto ya) {
+      detail::sphere_log<T>(detail::sphere_axis_point<T>{r_}, ya, y.size(), r_, out.data());
+    });
+  }
+
+  /// Parallel transport of v ∈ T_x along the geodesic from x to y (antipodal convention in the
+  /// file comment).
+  void transport(std::span<const T> x, std::span<const T> y, std::span<const T> v,
+                 std::span<T> out) const {
+    detail::sphere_require_ambient("sphere::transport: x", x.size());
+    require_dimension("sphere::transport: y.size()", y.size(), x.size());
+    require_dimension("sphere::transport: v.size()", v.size(), x.size());
+    require_dimension("sphere::transport: out.size()", out.size(), x.size());
+    detail::sphere_with_point(x, r_, [&](auto xa) {
+      detail::sphere_with_point(y, r_, [&](auto ya) {
+        detail::sphere_transport<T>(xa, ya, v.data(), x.size(), r_, out.data());
+      });
+    });
+  }
+
+  /// Nearest point: R·x/‖x‖; the zero vector maps to the origin (R, 0, …, 0). When ‖x‖² would
+  /// underflow (< min/ε) or overflow, the norm is formed after scaling by max|x_i|, so tiny or
+  /// huge finite inputs still land on the sphere.
+  void project(std::span<const T> x, std::span<T> out) const {
+    detail::sphere_require_ambient("sphere::project: x", x.size());
+    require_dimension("sphere::project: out.size()", out.size(), x.size());
+    const T ss0 = kernels::dot(x.data(), x.data(), x.size());
+    if (std::isfinite(ss0) &&
+        ss0 >= std::numeric_limits<T>::min() / std::numeric_limits<T>::epsilon()) {
+      detail::sphere_combine_simd(r_ / std::sqrt(ss0), x.data(), T(0), x.data(), out.data(),
+                                  x.size());
+      return;
+    }
+    // Tiny, huge, zero or non-finite input: the scaled path.
+    T m = T(0);
+    for (const T xi : x) m = std::abs(xi) > m ? std::abs(xi) : m;
+    if (m == T(0)) {
+      origin(out);
+      return;
+    }
+    const T inv = T(1) / m;
+    T ss = T(0);
+    for (const T xi : x) ss += (xi * inv) * (xi * inv);
+    const T k = r_ / std::sqrt(ss);
+    for (std::size_t i = 0; i < x.size(); ++i) out[i] = (x[i] * inv) * k;
+  }
+
+  /// Projection onto T_x: v − (⟨x, v⟩/‖x‖²)·x (= v − (⟨x, v⟩/R²)·x on the sphere).
+  void project_tangent(std::span<const T> x, std::span<const T> v, std::span<T> out) const {
+    detail::sphere_require_ambient("sphere::project_tangent: x", x.size());
+    require_dimension("sphere::project_tangent: v.size()", v.size(), x.size());
+    require_dimension("sphere::project_tangent: out.size()", out.size(), x.size());
+    detail::sphere_with_point(x, r_, [&](auto xa) {
+      detail::sphere_project_tangent<T>(xa, v.data(), x.size(), out.data());
+    });
+  }
+
+  /// The origin (R, 0, …, 0); throws `invalid_argument` for an empty `out`.
+  void origin(std::span<T> out) const {
+    detail::sphere_require_ambient("sphere::origin: out", out.size());
+    out[0] = r_;
+    for (std::size_t i = 1; i < out.size(); ++i) out[i] = T(0);
+  }
+
+ private:
+  T c_;
+  T r_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/geometry/sphere.hpp ----
+
+namespace ruvector::attention {
+
+namespace detail {
+
+/// True when every type in Ms has the same `value_type` as the first.
+template <class M0, class... Ms>
+inline constexpr bool same_value_types =
+    (std::is_same_v<typename M0::value_type, typename Ms::value_type> && ...);
+
+}  // namespace detail
+
+/// \brief The Riemannian product M_1 × … × M_k of manifolds with a common `value_type`.
+///
+/// Construct from the components' ambient sizes and the components, e.g.
+/// `product_manifold pm(std::array<std::size_t, 2>{4, 3}, euclidean_space<float>{},
+/// sphere<float>(1.0f));` (class template argument deduction gives
+/// `product_manifold<euclidean_space<float>, sphere<float>>`).
+/// \tparam Ms the component manifold types (each models `manifold`).
+template <class... Ms>
+requires(sizeof...(Ms) >= 1 && (manifold<Ms> && ...) &&
+         detail::same_value_types<Ms...>) class product_manifold {
+ public:
+  /// The common scalar type.
+  using value_type = typename std::tuple_element_t<0, std::tuple<Ms...>>::value_type;
+  /// Number of factors k.
+  static constexpr std::size_t component_count = sizeof...(Ms);
+  /// Ambient sizes (or offsets) of the factors, in storage order.
+  using dims_type = std::array<std::size_t, component_count>;
+
+  /// The product of `components`, factor i occupying `ambient_dims[i]` stored values. Throws
+  /// `input_too_large` when a size or the total exceeds `max_dimension`.
+  explicit product_manifold(dims_type ambient_dims, Ms... components)
+      : components_(std::move(components)...), dims_(ambient_dims) {
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < component_count; ++i) {
+      require_at_most("product_manifold: ambient_dims[i]", dims_[i], max_dimension);
+      offsets_[i] = total;
+      total += dims_[i];
+    }
+    require_at_most("product_manifold: total ambient dimension", total, max_dimension);
+    total_ = total;
+  }
+
+  /// Factor I.
+  template <std::size_t I>
+  requires(I < component_count) [[nodiscard]] const auto& component() const noexcept {
+    return std::get<I>(components_);
+  }
+
+  /// Offset of factor i in a stored point; throws `invalid_argument` when i ≥ component_count.
+  [[nodiscard]] std::size_t offset(std::size_t i) const {
+    check_index("product_manifold::offset", i);
+    return offsets_[i];
+  }
+
+  /// Ambient size of factor i; throws `invalid_argument` when i ≥ component_count.
+  [[nodiscard]] std::size_t component_dim(std::size_t i) const {
+    check_index("product_manifold::component_dim", i);
+    return dims_[i];
+  }
+
+  /// Ambient sizes of all factors.
+  [[nodiscard]] const dims_type& ambient_dims() const noexcept { return dims_; }
+
+  /// Total stored size Σ_i d_i.
+  [[nodiscard]] std::size_t ambient_dim() const noexcept { return total_; }
+
+  /// Product distance sqrt(Σ_i d_i(x_i, y_i)²).
+  [[nodiscard]] value_type distance(std::span<const value_type> x,
+                                    std::span<const value_type> y) const {
+    require_dimension("product_manifold::distance: x.size()", x.size(), total_);
+    require_dimension("product_manifold::distance: y.size()", y.size(), total_);
+    value_type acc = value_type(0);
+    for_each([&](const auto& m, std::size_t i) {
+      const value_type d = m.distance(part(x, i), part(y, i));
+      acc += d * d;
+    });
+    return std::sqrt(acc);
+  }
+
+  /// The factors' distances d_i(x_i, y_i), written to `out` (size component_count; 0 for a
+  /// factor of size 0).
+  void component_distances(std::span<const value_type> x, std::span<const value_type> y,
+                           std::span<value_type> out) const {
+    require_dimension("product_manifold::component_distances: x.size()", x.size(), total_);
+    require_dimension("product_manifold::component_distances: y.size()", y.size(), total_);
+    require_dimension("product_manifold::component_distances: out.size()", out.size(),
+                      component_count);
+    for (auto& o : out) o = value_type(0);
+    for_each([&](const auto& m, std::size_t i) { out[i] = m.distance(part(x, i), part(y, i)); });
+  }
+
+  /// Product inner product Σ_i ⟨u_i, v_i⟩_{x_i}.
+  [[nodiscard]] value_type inner(std::span<const value_type> x, std::span<const value_type> u,
+                                 std::span<const value_type> v) const {
+    require_dimension("product_manifold::inner: x.size()", x.size(), total_);
+    require_dimension("product_manifold::inner: u.size()", u.size(), total_);
+    require_dimension("product_manifold::inner: v.size()", v.size(), total_);
+    value_type acc = value_type(0);
+    for_each(
+        [&](const auto& m, std::size_t i) { acc += m.inner(part(x, i), part(u, i), part(v, i)); });
+    return acc;
+  }
+
+  /// Componentwise exponential map.
+  void exp(std::span<const value_type> x, std::span<const value_type> v,
+           std::span<value_type> out) const {
+    require_dimension("product_manifold::exp: x.size()", x.size(), total_);
+    require_dimension("product_manifold::exp: v.size()", v.size(), total_);
+    require_dimension("product_manifold::exp: out.size()", out.size(), total_);
+    for_each([&](const auto& m, std::size_t i) { m.exp(part(x, i), part(v, i), part(out, i)); });
+  }
+
+  /// Componentwise logarithmic map.
+  void log(std::span<const value_type> x, std::span<const value_type> y,
+           std::span<value_type> out) const {
+    require_dimension("product_manifold::log: x.size()", x.size(), total_);
+    require_dimension("product_manifold::log: y.size()", y.size(), total_);
+    require_dimension("product_manifold::log: out.size()", out.size(), total_);
+    for_each([&](const auto& m, std::size_t i) { m.log(part(x, i), part(y, i), part(out, i)); });
+  }
+
+  /// Componentwise exp at the origin.
+  void exp0(std::span<const value_type> v, std::span<value_type> out) const {
+    require_dimension("product_manifold::exp0: v.size()", v.size(), total_);
+    require_dimension("product_manifold::exp0: out.size()", out.size(), total_);
+    for_each([&](const auto& m, std::size_t i) { m.exp0(part(v, i), part(out, i)); });
+  }
+
+  /// Componentwise log at the origin.
+  void log0(std::span<const value_type> y, std::span<value_type> out) const {
+    require_dimension("product_manifold::log0: y.size()", y.size(), total_);
+    require_dimension("product_manifold::log0: out.size()", out.size(), total_);
+    for_each([&](const auto& m, std::size_t i) { m.log0(part(y, i), part(out, i)); });
+  }
+
+  /// Componentwise parallel transport of v from T_x to T_y.
+  void transport(std::span<const value_type> x, std::span<const value_type> y,
+                 std::span<const value_type> v, std::span<value_type> out) const {
+    require_dimension("product_manifold::transport: x.size()", x.size(), total_);
+    require_dimension("product_manifold::transport: y.size()", y.size(), total_);
+    require_dimension("product_manifold::transport: v.size()", v.size(), total_);
+    require_dimension("product_manifold::transport: out.size()", out.size(), total_);
+    for_each([&](const auto& m, std::size_t i) {
+      m.transport(part(x, i), part(y, i), part(v, i), part(out, i));
+    });
+  }
+
+  /// Componentwise projection onto the factors.
+  void project(std::span<const value_type> x, std::span<value_type> out) const {
+    require_dimension("product_manifold::project: x.size()", x.size(), total_);
+    require_dimension("product_manifold::project: out.size()", out.size(), total_);
+    for_each([&](const auto& m, std::size_t i) { m.project(part(x, i), part(out, i)); });
+  }
+
+  /// The tuple of the factors' origins.
+  void origin(std::span<value_type> out) const {
+    require_dimension("product_manifold::origin: out.size()", out.size(), total_);
+    for_each([&](const auto& m, std::size_t i) { m.origin(part(out, i)); });
+  }
+
+ private:
+  // Calls f(component, index) for every factor of non-zero size, in storage order.
+  template <class F>
+  void for_each(F&& f) const {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((dims_[I] != 0 ? (void)f(std::get<I>(components_), I) : (void)0), ...);
+    }
+    (std::make_index_sequence<component_count>{});
+  }
+
+  template <class U>
+  [[nodiscard]] std::span<U> part(std::span<U> s, std::size_t i) const noexcept {
+    return s.subspan(offsets_[i], dims_[i]);
+  }
+
+  static void check_index(const char* what, std::size_t i) {
+    if (i >= component_count) {
+      std::ostringstream os;
+      os << "invalid argument: " << what << ": component index " << i << ", expected < "
+         << component_count;
+      throw invalid_argument(os.str());
+    }
+  }
+
+  std::tuple<Ms...> components_;
+  dims_type dims_{};
+  dims_type offsets_{};
+  std::size_t total_ = 0;
+};
+
+/// \brief The mixed-curvature space E^e × H^h × S^s: Euclidean × Poincaré ball × sphere.
+template <attention_scalar T>
+using mixed_curvature_space = product_manifold<euclidean_space<T>, poincare_ball<T>, sphere<T>>;
+
+/// \brief E^e × H^h × S^s in the library's `[euclidean | hyperbolic | spherical]` storage layout
+/// (curvature/components.hpp): `euclidean_space<T>` on the first e values,
+/// `poincare_ball<T>(c_h, eps)` (curvature −c_h) on the next h, and `sphere<T>(c_s)` (curvature
+/// +c_s, radius 1/√c_s; its s values are a point of S^{s−1} ⊂ R^s) on the last s. Both c_h and c_s
+/// are positive magnitudes; the components' constructors throw `invalid_argument` otherwise. Any of
+/// e, h, s may be 0 (that factor is skipped).
+template <attention_scalar T>
+[[nodiscard]] mixed_curvature_space<T> make_mixed_curvature_space(
+    component_dims dims, T c_h, std::type_identity_t<T> c_s,
+    std::type_identity_t<T> eps = poincare_ball<T>::default_eps) {
+  return mixed_curvature_space<T>(
+      typename mixed_curvature_space<T>::dims_type{dims.euclidean, dims.hyperbolic, dims.spherical},
+      euclidean_space<T>{}, poincare_ball<T>(c_h, eps), sphere<T>(c_s));
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/geometry/product.hpp ----
+// ---- end ruvector/attention/geometry.hpp ----
+// ---- begin ruvector/attention/hyperbolic.hpp ----
+/// \file hyperbolic.hpp
+/// \brief Entry header of the hyperbolic family: attention between points of the Poincaré ball
+/// (distance or Lorentzian scores; tangent-space, Einstein-midpoint or Fréchet-mean aggregation).
+
+// ---- begin ruvector/attention/hyperbolic/hyperbolic_attention.hpp ----
+/// \file hyperbolic/hyperbolic_attention.hpp
+/// \brief Attention between points of the Poincaré ball (Gulcehre et al. 2019, "Hyperbolic
+/// Attention Networks"; geometry of Ganea et al. 2018, "Hyperbolic Neural Networks").
+///
+/// Queries, keys and values are points of the Poincaré ball of curvature −c (c > 0). With
+///
+///     a_j = 2c‖q − k_j‖² / ((1 − c‖q‖²)(1 − c‖k_j‖²))
+///
+/// the geodesic distance is d_c(q, k_j) = (1/√c)·arcosh(1 + a_j), evaluated as
+/// (1/√c)·log1p(a_j + √(a_j(a_j + 2))) so close points keep their digits, and ‖q − k_j‖² is formed
+/// from the difference (kernels::row_squared_distances), never from ‖q‖² + ‖k‖² − 2q·k.
+///
+/// Scores (`hyperbolic_score`):
+/// - `distance`:                s_j = −d_c(q, k_j) / τ
+/// - `lorentz_squared_distance`: s_j = −d_L²(q, k_j) / τ, the squared Lorentzian distance
+///   d_L² = −2/c − 2⟨x, y⟩_L of the hyperboloid images (Law et al. 2019, "Lorentzian Distance
+///   Learning for Hyperbolic Representations"); in ball coordinates d_L² = (2/c)·a_j, a monotone
+///   function of d_c that needs no transcendental function.
+///
+/// Weights w = softmax(s) (max-subtracted; masked keys get weight 0). Aggregation of the values
+/// (`hyperbolic_aggregation`):
+/// - `tangent_origin`: out = exp₀(Σ_j w_j log₀(v_j)), with log₀(v) = artanh(√c‖v‖)·v/(√c‖v‖) and
+///   exp₀(u) = tanh(√c‖u‖)·u/(√c‖u‖). One weighted row sum with per-value coefficients.
+/// - `einstein_midpoint`: the weighted Einstein midpoint in the Klein model (Ungar 2008), mapped
+///   back to the ball. With k_j = 2v_j/(1 + c‖v_j‖²) and γ_j = 1/√(1 − c‖k_j‖²)
+///   = (1 + c‖v_j‖²)/(1 − c‖v_j‖²): m_K = Σ w_j γ_j k_j / Σ w_j γ_j
+///   = Σ w_j (2/(1 − c‖v_j‖²)) v_j / Σ w_j γ_j, and out = m_K/(1 + √(1 − c‖m_K‖²)).
+/// - `frechet_mean`: the weighted Fréchet (Karcher) mean argmin_m Σ w_j d_c(m, v_j)², by the
+///   Riemannian fixed-point iteration of `frechet_mean` (geometry/means.hpp), started at the
+///   tangent-space aggregate; the iteration count and convergence are reported by
+///   `compute_detailed`.
+///
+/// Conventions:
+/// - Inputs outside the ball are projected onto the ball of radius (1 − eps)/√c
+///   (`poincare_ball<T>::default_eps`), as `poincare_ball::project` does; values are projected
+///   implicitly (their coefficients are scaled), never copied, except for the Fréchet mean.
+/// - A query whose keys are all masked returns the origin (zeros; DESIGN §4) and all-zero weights.
+/// - `curvature` follows the seeds' sign convention (negative: −1 is the unit ball); it is a
+///   value of the object, so a trainer can rebuild the mechanism with a new curvature.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
 #include <vector>
 
 // ---- begin ruvector/attention/detail/attention_args.hpp ----
@@ -1579,6 +6252,456 @@ template <class T, int Slot = 0>
 
 }  // namespace ruvector::attention::detail
 // ---- end ruvector/attention/detail/scratch.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief How a query is compared with a key.
+enum class hyperbolic_score {
+  distance,                  ///< s = −d_c(q, k)/τ (geodesic distance of the ball)
+  lorentz_squared_distance,  ///< s = −d_L²(q, k)/τ (squared Lorentzian distance, Law et al. 2019)
+};
+
+/// \brief How the weighted values are combined into one point of the ball.
+enum class hyperbolic_aggregation {
+  tangent_origin,     ///< exp₀(Σ w log₀ v) — one pass, the fast default
+  einstein_midpoint,  ///< weighted Einstein midpoint in the Klein model — one pass
+  frechet_mean,       ///< weighted Karcher mean — iterative (frechet_max_iterations)
+};
+
+/// \brief Configuration of `hyperbolic_attention` (the seeds' `HyperbolicAttentionConfig`).
+struct hyperbolic_attention_config {
+  std::size_t dim = 128;     ///< dimension of queries, keys and values (the ball's dimension)
+  double curvature = -1.0;   ///< sectional curvature −c; must be < 0
+  double temperature = 1.0;  ///< τ > 0
+  hyperbolic_score score = hyperbolic_score::distance;
+  hyperbolic_aggregation aggregation = hyperbolic_aggregation::tangent_origin;
+  std::size_t frechet_max_iterations = 50;  ///< the seeds' default
+  double frechet_tolerance = 1e-5;          ///< on the Riemannian gradient norm (seeds' default)
+  bool check_finite = true;                 ///< diagnose NaN/Inf inputs (non_finite_input)
+};
+
+/// \brief Output of `hyperbolic_attention::compute_detailed`.
+template <class T>
+struct hyperbolic_attention_result {
+  std::vector<T> output;   ///< aggregated point of the ball (size dim)
+  std::vector<T> weights;  ///< attention weights (size n)
+  /// Iterations and convergence of the Fréchet mean (`iterations == 0` for the one-pass modes).
+  frechet_result frechet;
+};
+
+/// \brief Key-side terms of `hyperbolic_attention`, computed once per key set and reused across
+/// queries: the (projected) keys' conformal terms 1/(1 − c‖k‖²), computed in double.
+template <attention_scalar T>
+class hyperbolic_key_set {
+ public:
+  [[nodiscard]] std::size_t size() const noexcept { return inverse_conformal_.size(); }
+  [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
+  /// Keys as used (rows projected into the ball when they were outside it).
+  [[nodiscard]] matrix_cref<T> keys() const noexcept {
+    return projected_.rows() > 0 ? matrix_cref<T>(projected_) : keys_;
+  }
+  /// 1/(1 − c‖k_j‖²) per key.
+  [[nodiscard]] std::span<const T> inverse_conformal() const noexcept { return inverse_conformal_; }
+
+ private:
+  template <attention_scalar>
+  friend class hyperbolic_attention;
+
+  hyperbolic_key_set(const matrix_cref<T>& keys, std::size_t dim)
+      : keys_(keys), dim_(dim), inverse_conformal_(static_cast<std::size_t>(keys.rows())) {}
+
+  matrix_cref<T> keys_;      // the caller's keys (valid while the caller keeps them alive)
+  row_matrix<T> projected_;  // a projected copy, only when some key was outside the ball
+  std::size_t dim_;
+  std::vector<T> inverse_conformal_;
+};
+
+namespace detail {
+
+/// artanh(t)/t for t = √c‖v‖ ∈ [0, 1): the log₀ coefficient (Taylor 1 + t²/3 near 0).
+template <class T>
+[[nodiscard]] inline T artanh_over(T t) noexcept {
+  return t < T(1e-4) ? T(1) + t * t / T(3) : std::atanh(t) / t;
+}
+
+/// tanh(t)/t for t ≥ 0: the exp₀ coefficient (Taylor 1 − t²/3 near 0).
+template <class T>
+[[nodiscard]] inline T tanh_over(T t) noexcept {
+  return t < T(1e-4) ? T(1) - t * t / T(3) : std::tanh(t) / t;
+}
+
+}  // namespace detail
+
+/// \brief Attention in the Poincaré ball (the seeds' `HyperbolicAttention`), with the score and the
+/// aggregation selectable. Models `attention_mechanism` and `masked_attention_mechanism`.
+///
+/// Cost per query: one pass over the keys (‖q − k‖², fused with ‖k‖² unless a key set is given),
+/// O(n) transcendental functions in xsimd batches, one pass over the values for the one-pass
+/// aggregations (plus their norms), or `iterations` passes for the Fréchet mean.
+template <attention_scalar T>
+class hyperbolic_attention {
+ public:
+  using value_type = T;
+
+  explicit hyperbolic_attention(const hyperbolic_attention_config& config)
+      : config_(validated(config)),
+        ball_(static_cast<T>(-config.curvature)),
+        c_(static_cast<T>(-config.curvature)),
+        inv_temperature_(static_cast<T>(1.0 / config.temperature)) {}
+
+  /// Convenience: `hyperbolic_attention(dim, curvature)` with the other fields at their defaults.
+  hyperbolic_attention(std::size_t dim, double curvature)
+      : hyperbolic_attention(hyperbolic_attention_config{.dim = dim, .curvature = curvature}) {}
+
+  [[nodiscard]] const hyperbolic_attention_config& config() const noexcept { return config_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return config_.dim; }
+  /// Sectional curvature −c (negative).
+  [[nodiscard]] T curvature() const noexcept { return -c_; }
+  [[nodiscard]] const poincare_ball<T>& ball() const noexcept { return ball_; }
+
+  /// \brief Precomputes the key-side terms (and projects keys outside the ball). The key set keeps
+  /// a view of `keys` (not a copy) unless a key had to be projected: keep `keys` alive.
+  [[nodiscard]] hyperbolic_key_set<T> prepare_keys(const matrix_cref<T>& keys) const {
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim());
+    hyperbolic_key_set<T> set(keys, dim());
+    const double c = static_cast<double>(c_);
+    const double max_sq = static_cast<double>(ball_.max_norm()) * ball_.max_norm();
+    for (std::size_t j = 0; j < n; ++j) {
+      const T* row = keys.data() + j * static_cast<std::size_t>(keys.outerStride());
+      double sq = 0.0;
+      for (std::size_t i = 0; i < dim(); ++i) sq += static_cast<double>(row[i]) * row[i];
+      if (!std::isfinite(sq)) {
+        require_finite("keys", keys.data(), n, dim(), keys.outerStride());
+        throw non_finite_input("non-finite input: keys");
+      }
+      if (sq > max_sq) {
+        if (set.projected_.rows() == 0) set.projected_ = keys;
+        ball_.project(std::span<const T>(row, dim()),
+                      std::span<T>(set.projected_.row(static_cast<Eigen::Index>(j)).data(), dim()));
+        sq = max_sq;
+      }
+      set.inverse_conformal_[j] = static_cast<T>(1.0 / (1.0 - c * sq));
+    }
+    return set;
+  }
+
+  /// \brief Writes the attention weights for `query` over a prepared key set into `weights`.
+  void weights_into(std::span<const T> query, const hyperbolic_key_set<T>& keys,
+                    std::span<T> weights, std::span<const bool> key_mask = {}) const {
+    require_dimension("query.size()", query.size(), dim());
+    require_dimension("weights.size()", weights.size(), keys.size());
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), keys.size());
+    scores(query, keys, weights.data());
+    finish_weights(weights.data(), keys.size(), key_mask);
+  }
+
+  /// \brief The attention weights of one query (the seeds' `compute_manifold_weights`).
+  [[nodiscard]] std::vector<T> compute_weights(std::span<const T> query,
+                                               const matrix_cref<T>& keys) const {
+    const auto set = prepare_keys(keys);
+    std::vector<T> w(set.size());
+    weights_into(query, set, w);
+    return w;
+  }
+
+  /// \brief Attention output for one query over a prepared key set: a point of the ball (size dim).
+  void compute_into(std::span<const T> query, const hyperbolic_key_set<T>& keys,
+                    const matrix_cref<T>& values, std::span<T> out,
+                    std::span<const bool> key_mask = {}, std::span<T> weights = {},
+                    frechet_result* frechet = nullptr) const {
+    const std::size_t n = keys.size();
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    require_dimension("values.cols()", static_cast<std::size_t>(values.cols()), dim());
+    require_dimension("out.size()", out.size(), dim());
+    if (!weights.empty()) require_dimension("weights.size()", weights.size(), n);
+    T* w = weights.empty() ? detail::thread_scratch<T, 0>(n) : weights.data();
+    weights_into(query, keys, std::span<T>(w, n), key_mask);
+    aggregate(std::span<const T>(w, n), values, out, frechet);
+    if (config_.check_finite && !kernels::all_finite(out.data(), dim()))
+      detail::diagnose_vector_inputs<T>(query, keys.keys(), values);
+  }
+
+  /// \brief Attention output for one query (the seeds' `compute`).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(dim());
+    compute_into(query, prepare_keys(keys), values, out);
+    return out;
+  }
+
+  /// \brief Attention output for one query over a prepared key set.
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const hyperbolic_key_set<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(dim());
+    compute_into(query, keys, values, out);
+    return out;
+  }
+
+  /// \brief Attention output with a key mask (`true` = visible; the seeds' `compute_with_mask`).
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask) const {
+    require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
+    std::vector<T> out(dim());
+    compute_into(query, prepare_keys(keys), values, out, key_mask);
+    return out;
+  }
+
+  /// \brief Output, weights and the Fréchet-mean report in one call.
+  [[nodiscard]] hyperbolic_attention_result<T> compute_detailed(
+      std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+      std::span<const bool> key_mask = {}) const {
+    hyperbolic_attention_result<T> r{
+        std::vector<T>(dim()), std::vector<T>(static_cast<std::size_t>(keys.rows())), {}};
+    compute_into(query, prepare_keys(keys), values, r.output, key_mask, r.weights, &r.frechet);
+    return r;
+  }
+
+  /// \brief Every row of `queries` against one key set: row i of the result is the output of query
+  /// i. Queries run in parallel (`parallel_for`); the key-side terms are computed once.
+  [[nodiscard]] row_matrix<T> compute_batch(const matrix_cref<T>& queries,
+                                            const matrix_cref<T>& keys,
+                                            const matrix_cref<T>& values) const {
+    require_dimension("queries.cols()", static_cast<std::size_t>(queries.cols()), dim());
+    const auto set = prepare_keys(keys);
+    row_matrix<T> out(queries.rows(), static_cast<Eigen::Index>(dim()));
+    parallel_for(0, static_cast<std::size_t>(queries.rows()), [&](std::size_t i) {
+      const auto row = static_cast<Eigen::Index>(i);
+      compute_into(std::span<const T>(queries.row(row).data(), dim()), set, values,
+                   std::span<T>(out.row(row).data(), dim()));
+    });
+    return out;
+  }
+
+  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
+  }
+
+ private:
+  static const hyperbolic_attention_config& validated(const hyperbolic_attention_config& c) {
+    require_config(c.dim > 0, "hyperbolic_attention: dim must be > 0");
+    require_at_most("dim", c.dim, max_dimension);
+    require_config(std::isfinite(c.curvature) && c.curvature < 0.0,
+                   "hyperbolic_attention: curvature must be finite and < 0 (the ball has "
+                   "curvature -c)");
+    require_config(std::isfinite(c.temperature) && c.temperature > 0.0,
+                   "hyperbolic_attention: temperature must be finite and > 0");
+    require_config(c.frechet_max_iterations > 0,
+                   "hyperbolic_attention: frechet_max_iterations must be > 0");
+    require_config(std::isfinite(c.frechet_tolerance) && c.frechet_tolerance > 0.0,
+                   "hyperbolic_attention: frechet_tolerance must be finite and > 0");
+    return c;
+  }
+
+  /// The query projected into the ball if needed: returns the pointer to use and ‖q‖².
+  const T* query_point(std::span<const T> query, T* scratch, T& sq) const {
+    sq = kernels::dot(query.data(), query.data(), dim());
+    if (!std::isfinite(sq)) {
+      if (config_.check_finite) require_finite<T>("query", query);
+      throw non_finite_input("non-finite input: query");
+    }
+    const T max_norm = ball_.max_norm();
+    if (sq <= max_norm * max_norm) return query.data();
+    ball_.project(query, std::span<T>(scratch, dim()));
+    sq = max_norm * max_norm;
+    return scratch;
+  }
+
+  /// s_j (before masking), written to `s`.
+  void scores(std::span<const T> query, const hyperbolic_key_set<T>& keys, T* s) const {
+    const std::size_t n = keys.size();
+    T q_sq;
+    const T* q = query_point(query, detail::thread_scratch<T, 1>(dim()), q_sq);
+    const auto k = keys.keys();
+    kernels::row_squared_distances(k.data(), n, dim(), static_cast<std::size_t>(k.outerStride()), q,
+                                   s);
+    // a_j = 2c‖q − k_j‖² · iq · ik_j with iq = 1/(1 − c‖q‖²) (formed in double: near the boundary
+    // 1 − c‖q‖² is a small difference).
+    const T factor = static_cast<T>(2.0 * static_cast<double>(c_) /
+                                    (1.0 - static_cast<double>(c_) * static_cast<double>(q_sq)));
+    const T* ik = keys.inverse_conformal().data();
+    using B = kernels::batch<T>;
+    constexpr std::size_t W = B::size;
+    const bool lorentz = config_.score == hyperbolic_score::lorentz_squared_distance;
+    // distance: −(1/(√c·τ))·log1p(a + √(a(a + 2)));  lorentz: −(2/(c·τ))·a.
+    const T out_scale = lorentz ? -T(2) / c_ * inv_temperature_ : -inv_temperature_ / std::sqrt(c_);
+    const B bf(factor), bs(out_scale), two(T(2));
+    std::size_t j = 0;
+    for (; j + W <= n; j += W) {
+      const B a = bf * B::load_unaligned(s + j) * B::load_unaligned(ik + j);
+      const B t = lorentz ? a : xsimd::log1p(a + xsimd::sqrt(a * (a + two)));
+      (bs * t).store_unaligned(s + j);
+    }
+    for (; j < n; ++j) {
+      const T a = factor * s[j] * ik[j];
+      s[j] = out_scale * (lorentz ? a : std::log1p(a + std::sqrt(a * (a + T(2)))));
+    }
+    if (config_.check_finite && !kernels::all_finite(s, n)) {
+      require_finite<T>("query", query);
+      require_finite("keys", k.data(), n, dim(), k.outerStride());
+      throw non_finite_input("non-finite input: hyperbolic scores are not finite");
+    }
+  }
+
+  static void finish_weights(T* s, std::size_t n, std::span<const bool> key_mask) {
+    if (!key_mask.empty()) {
+      for (std::size_t j = 0; j < n; ++j)
+        if (!key_mask[j]) s[j] = -std::numeric_limits<T>::infinity();
+    }
+    (void)kernels::softmax(s, n);
+  }
+
+  /// Combines the values with weights `w` into `out` according to the aggregation mode.
+  void aggregate(std::span<const T> w, const matrix_cref<T>& values, std::span<T> out,
+                 frechet_result* frechet) const {
+    if (frechet != nullptr) *frechet = frechet_result{};
+    if (std::all_of(w.begin(), w.end(), [](T x) { return x == T(0); })) {
+      std::fill(out.begin(), out.end(), T(0));  // every key masked: the origin
+      return;
+    }
+    switch (config_.aggregation) {
+      case hyperbolic_aggregation::tangent_origin:
+        tangent_aggregate(w, values, out);
+        return;
+      case hyperbolic_aggregation::einstein_midpoint:
+        with_values_in_ball(values, [&](const matrix_cref<T>& points) {
+          einstein_midpoint(ball_, points, w, out);
+        });
+        return;
+      case hyperbolic_aggregation::frechet_mean: {
+        frechet_options options;
+        options.max_iterations = config_.frechet_max_iterations;
+        options.tolerance = config_.frechet_tolerance;
+        frechet_result r;
+        with_values_in_ball(values, [&](const matrix_cref<T>& points) {
+          r = frechet_mean(ball_, points, w, out, options);
+        });
+        if (frechet != nullptr) *frechet = r;
+        return;
+      }
+    }
+  }
+
+  /// exp₀(Σ_j w_j log₀(v_j)) in one pass over the values: Σ_j β_j v_j with
+  /// β_j = w_j·artanh(√c‖v_j‖)/(√c‖v_j‖) (values outside the ball are projected by folding the
+  /// radial scale into β_j), then the exp₀ scale.
+  void tangent_aggregate(std::span<const T> w, const matrix_cref<T>& values,
+                         std::span<T> out) const {
+    const std::size_t n = w.size();
+    const std::size_t ldv = static_cast<std::size_t>(values.outerStride());
+    const std::size_t d = dim();
+    const T max_norm = ball_.max_norm();
+    const T sqrt_c = std::sqrt(c_);
+    T* beta = detail::thread_scratch<T, 2>(n);
+    for (std::size_t j = 0; j < n; ++j) {
+      if (w[j] == T(0)) {
+        beta[j] = T(0);
+        continue;
+      }
+      const T* v = values.data() + j * ldv;
+      T norm = std::sqrt(kernels::dot(v, v, d));
+      T radial = T(1);
+      if (norm > max_norm) {
+        radial = max_norm / norm;
+        norm = max_norm;
+      }
+      beta[j] = w[j] * detail::artanh_over(sqrt_c * norm) * radial;
+    }
+    kernels::weighted_row_sum(beta, n, values.data(), d, ldv, T(0), out.data());
+    const T u_norm = std::sqrt(kernels::dot(out.data(), out.data(), d));
+    kernels::scale(detail::tanh_over(sqrt_c * u_norm), out.data(), d);
+    // Keep the result strictly inside the ball (tanh rounds to 1 for large tangent vectors).
+    const T out_sq = kernels::dot(out.data(), out.data(), d);
+    if (out_sq > max_norm * max_norm) kernels::scale(max_norm / std::sqrt(out_sq), out.data(), d);
+  }
+
+  /// Calls f(points) with the values, or with a projected copy when some value lies outside the
+  /// ball (the means require points inside it).
+  template <class F>
+  void with_values_in_ball(const matrix_cref<T>& values, F&& f) const {
+    const T max_sq = ball_.max_norm() * ball_.max_norm();
+    bool outside = false;
+    for (Eigen::Index j = 0; j < values.rows() && !outside; ++j)
+      outside = values.row(j).squaredNorm() > max_sq;
+    if (!outside) {
+      f(values);
+      return;
+    }
+    row_matrix<T> projected = values;
+    for (Eigen::Index j = 0; j < values.rows(); ++j)
+      ball_.project(std::span<const T>(values.row(j).data(), dim()),
+                    std::span<T>(projected.row(j).data(), dim()));
+    f(matrix_cref<T>(projected));
+  }
+
+  hyperbolic_attention_config config_;
+  poincare_ball<T> ball_;
+  T c_;
+  T inv_temperature_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/hyperbolic/hyperbolic_attention.hpp ----
+// ---- end ruvector/attention/hyperbolic.hpp ----
+// ---- begin ruvector/attention/kernels.hpp ----
+/// \file kernels.hpp
+/// \brief Entry header of the xsimd kernel layer.
+
+// ---- end ruvector/attention/kernels.hpp ----
+// ---- begin ruvector/attention/sparse.hpp ----
+/// \file sparse.hpp
+/// \brief Entry header of the sparse family: flash attention, exact partial merges and ring
+/// attention, linear attention (elu+1 and FAVOR+), sparse masks with a real sparse kernel, and
+/// local-global (Longformer) attention.
+
+// ---- begin ruvector/attention/sparse/flash.hpp ----
+/// \file sparse/flash.hpp
+/// \brief Flash attention on the CPU: FlashAttention-2 (Dao 2023, "FlashAttention-2: Faster
+/// Attention with Better Parallelism and Work Partitioning"), Algorithm 1.
+///
+/// Queries are cut into blocks of B_q rows and keys/values into blocks of B_k rows. For each query
+/// block the running state (m, l, O) per row is updated key block by key block:
+///
+///     S = scale · Q_i K_jᵀ (+ bias, masks)           (B_q × B_k, never L × L)
+///     m' = max(m, rowmax S),  P = exp(S − m'),  l' = e^{m − m'} l + rowsum P
+///     O' = diag(e^{m − m'}) O + P V_j
+///
+/// and at the end O / l is the output and m + log l the log-sum-exp of each row. Extra memory is
+/// one B_q × B_k score tile and one B_q × dv accumulator per thread, whatever L is. Work is spread
+/// over batch × heads × query blocks with `parallel_for`. With causal masking, key blocks entirely
+/// above the diagonal are skipped (about half the work) and only the diagonal blocks are masked
+/// element by element.
+///
+/// Conventions are those of `sdpa` (standard/scaled_dot_product.hpp): bottom-right causal
+/// alignment, `true` = visible in key masks, `-inf` bias entries hide keys, a row that sees no key
+/// outputs zeros with log-sum-exp −inf, NaN/Inf inputs → `non_finite_input` (detected lazily from
+/// the scores and outputs, at no cost on the happy path). Grouped-query / multi-query attention:
+/// query head h reads key head h / (H / Hkv).
+///
+/// API: `flash_sdpa(q, k, v, out, options, lse)` (tensor API) and class `flash_attention<T>`
+/// (sequence `forward` and the seeds' single-query `compute`).
+///
+/// The single-query (decode) path `flash_attention<T>::compute` splits the keys into blocks that
+/// are processed independently (in parallel when there are enough) and merged exactly with the
+/// online-softmax merge (flash-decoding, Dao et al. 2023).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <vector>
+
 
 namespace ruvector::attention {
 

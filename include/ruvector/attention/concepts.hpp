@@ -38,8 +38,7 @@ concept masked_attention_mechanism = attention_mechanism<M> &&
 ///
 /// All operations write into a caller-provided `out` of the ambient size (which must not alias the
 /// inputs) and are `const`: a manifold object is an immutable description (curvature, eps).
-/// `curvature()` is the sectional curvature: negative for hyperbolic models, 0 for Euclidean space,
-/// positive for spheres. `exp0`/`log0` are the maps at the model's origin; `transport(x, y, v,
+/// `exp0`/`log0` are the maps at the model's origin; `transport(x, y, v,
 /// out)` is parallel transport of `v` from the tangent space at `x` to the one at `y` along the
 /// geodesic; `project(x, out)` maps an arbitrary ambient vector to the nearest valid point
 /// (documented eps).
@@ -47,7 +46,6 @@ template <class M>
 concept manifold = attention_scalar<typename M::value_type> &&
     requires(const M& m, std::span<const typename M::value_type> x,
              std::span<typename M::value_type> out) {
-  { m.curvature() } -> std::same_as<typename M::value_type>;
   { m.distance(x, x) } -> std::same_as<typename M::value_type>;
   { m.inner(x, x, x) } -> std::same_as<typename M::value_type>;
   m.exp(x, x, out);
@@ -57,6 +55,14 @@ concept manifold = attention_scalar<typename M::value_type> &&
   m.transport(x, x, x, out);
   m.project(x, out);
   m.origin(out);
+};
+
+/// \brief A manifold of constant sectional curvature `curvature()`: negative for the hyperbolic
+/// models, 0 for Euclidean space, positive for spheres. (A product space is a `manifold` but not
+/// this: its curvature varies with the 2-plane.)
+template <class M>
+concept constant_curvature_manifold = manifold<M> && requires(const M& m) {
+  { m.curvature() } -> std::same_as<typename M::value_type>;
 };
 
 /// \brief A strided view usable as a mask argument: rank-2 `[B, Lk]` booleans.
