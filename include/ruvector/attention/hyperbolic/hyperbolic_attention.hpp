@@ -179,8 +179,8 @@ class hyperbolic_attention {
     const double max_sq = static_cast<double>(ball_.max_norm()) * ball_.max_norm();
     for (std::size_t j = 0; j < n; ++j) {
       const T* row = keys.data() + j * static_cast<std::size_t>(keys.outerStride());
-      double sq = 0.0;
-      for (std::size_t i = 0; i < dim(); ++i) sq += static_cast<double>(row[i]) * row[i];
+      // ‖k‖² by the vectorised kernel; 1 − c‖k‖² is then formed in double.
+      double sq = static_cast<double>(kernels::dot(row, row, dim()));
       if (!std::isfinite(sq)) {
         require_finite("keys", keys.data(), n, dim(), keys.outerStride());
         throw non_finite_input("non-finite input: keys");
@@ -408,14 +408,26 @@ class hyperbolic_attention {
     const std::size_t d = dim();
     const T max_norm = ball_.max_norm();
     const T sqrt_c = std::sqrt(c_);
+    // ‖v_j‖² for every value in one vectorised pass (distances to the origin), then the
+    // coefficients in xsimd batches.
     T* beta = detail::thread_scratch<T, 2>(n);
-    for (std::size_t j = 0; j < n; ++j) {
-      if (w[j] == T(0)) {
-        beta[j] = T(0);
-        continue;
-      }
-      const T* v = values.data() + j * ldv;
-      T norm = std::sqrt(kernels::dot(v, v, d));
+    T* origin = detail::thread_scratch<T, 3>(d);
+    std::fill(origin, origin + d, T(0));
+    kernels::row_squared_distances(values.data(), n, d, ldv, origin, beta);
+    using B = kernels::batch<T>;
+    constexpr std::size_t W = B::size;
+    const B bmax(max_norm), bsqrt_c(sqrt_c), one(T(1)), third(T(1) / T(3)), small(T(1e-4));
+    std::size_t j = 0;
+    for (; j + W <= n; j += W) {
+      const B norm = xsimd::sqrt(B::load_unaligned(beta + j));
+      const B clamped = xsimd::min(norm, bmax);
+      const B radial = xsimd::select(norm > bmax, bmax / norm, one);
+      const B t = bsqrt_c * clamped;
+      const B coef = xsimd::select(t < small, one + t * t * third, xsimd::atanh(t) / t);
+      (B::load_unaligned(w.data() + j) * coef * radial).store_unaligned(beta + j);
+    }
+    for (; j < n; ++j) {
+      T norm = std::sqrt(beta[j]);
       T radial = T(1);
       if (norm > max_norm) {
         radial = max_norm / norm;
