@@ -31,6 +31,7 @@
 
 #include "ruvector/attention/core/tensor_view.hpp"
 #include "ruvector/attention/curvature/fused_attention.hpp"
+#include "ruvector/attention/curvature/quantized_attention.hpp"
 #include "ruvector/attention/kernels/simd.hpp"
 #include "ruvector/attention/standard/scaled_dot_product.hpp"
 
@@ -130,6 +131,18 @@ void bm_fused(benchmark::State& state) {
   run_timed(state, [&] { benchmark::DoNotOptimize(attn.compute(q, key_set, in.values)); });
 }
 
+// The same query scored on bit-packed keys (8/5/5 bits): curvature/quantized_attention.hpp.
+void bm_fused_packed(benchmark::State& state) {
+  const auto& in = inputs();
+  const ra::mixed_curvature_fused_attention<float> attn(
+      make_config(static_cast<std::size_t>(state.range(0))));
+  const ra::quantized_mixed_curvature_keys<float> packed(attn, in.keys);
+  const std::span<const float> q(in.query);
+  run_timed(state,
+            [&] { benchmark::DoNotOptimize(ra::compute_quantized(attn, q, packed, in.values)); });
+  state.counters["key_bytes"] = static_cast<double>(packed.storage_bytes());
+}
+
 void bm_fused_prepare(benchmark::State& state) {
   const auto& in = inputs();
   const ra::mixed_curvature_fused_attention<float> attn(
@@ -157,6 +170,7 @@ void bm_plain(benchmark::State& state) {
 }
 
 BENCHMARK(bm_fused)->Name("curvature/fused")->ArgName("heads")->Arg(1)->Arg(8);
+BENCHMARK(bm_fused_packed)->Name("curvature/fused_packed")->ArgName("heads")->Arg(1)->Arg(8);
 BENCHMARK(bm_fused_prepare)->Name("curvature/fused_prepare")->ArgName("heads")->Arg(1)->Arg(8);
 BENCHMARK(bm_fused_per_call)->Name("curvature/fused_per_call")->ArgName("heads")->Arg(1)->Arg(8);
 BENCHMARK(bm_plain)->Name("curvature/plain_sdpa");

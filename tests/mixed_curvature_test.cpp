@@ -36,6 +36,7 @@
 #include "ruvector/attention/core/error.hpp"
 #include "ruvector/attention/core/tensor_view.hpp"
 #include "ruvector/attention/curvature/fused_attention.hpp"
+#include "ruvector/attention/curvature/quantized_attention.hpp"
 #include "support/curvature_oracle.hpp"
 #include "support/helpers.hpp"
 #include "support/oracle.hpp"
@@ -858,6 +859,66 @@ TYPED_TEST(FusedCurvatureTest, ConcurrentCallsAgreeWithSerial) {
     for (auto& t : threads) t.join();
   }
   EXPECT_EQ(par, serial);
+}
+
+// ---- scoring on bit-packed keys (curvature/quantized_attention.hpp)
+// ------------------------------
+
+TYPED_TEST(FusedCurvatureTest, PackedKeysScoreExactlyTheDecodedKeys) {
+  // compute_quantized scores on the packed codes; the oracle decodes every key (the packed bytes
+  // read back by dequantize_row) and runs the double brute force on the decoded keys. The two must
+  // agree to the float path's tolerance: quantisation changes the keys, not the attention.
+  using T = TypeParam;
+  std::uint64_t seed = 900;
+  for (const auto mode : {kDist, kTan}) {
+    for (const ra::quantization_config qc :
+         {ra::quantization_config{8, 5, 5}, ra::quantization_config{4, 3, 6}}) {
+      for (const ra::component_dims dims :
+           {ra::component_dims{16, 12, 8}, ra::component_dims{0, 9, 0},
+            ra::component_dims{5, 0, 3}}) {
+        const auto pr = make_problem<T>(seed++, dims, 23, 4, 2, 1.0, 1.0, 1.0, 0.0, mode);
+        const ra::mixed_curvature_fused_attention<T> attn(pr.cfg);
+        const auto K = to_matrix_t<T>(pr.keys, dims.total());
+        const auto V = to_matrix_t<T>(pr.values, 4);
+        const ra::quantized_mixed_curvature_keys<T> qk(attn, K, qc);
+        ASSERT_EQ(qk.size(), pr.keys.size());
+        EXPECT_LT(qk.packed().storage_bytes(), pr.keys.size() * dims.total() * sizeof(T));
+        std::vector<co::vec> decoded;
+        std::vector<T> row(dims.total());
+        for (std::size_t j = 0; j < qk.size(); ++j) {
+          qk.packed().dequantize_row(j, row);
+          decoded.emplace_back(row.begin(), row.end());
+        }
+        for (const auto& qd : pr.queries) {
+          const auto ref = co::reference(qd, decoded, pr.values, pr.p);
+          const auto out = ra::compute_quantized(attn, std::span<const T>(to_t<T>(qd)), qk, V);
+          EXPECT_LE(orc::max_mixed_error(out, ref.mean), kTol<T>)
+              << "dims=(" << dims.euclidean << "," << dims.hyperbolic << "," << dims.spherical
+              << ") bits=(" << qc.euclidean_bits << "," << qc.hyperbolic_bits << ","
+              << qc.spherical_bits << ") tangent=" << (mode == kTan);
+        }
+      }
+    }
+  }
+}
+
+TYPED_TEST(FusedCurvatureTest, PackedKeysMaskAndErrors) {
+  using T = TypeParam;
+  const auto pr = make_problem<T>(77, {6, 5, 4}, 9, 3, 1, 1.0, 1.0, 1.0, 0.0, kDist);
+  const ra::mixed_curvature_fused_attention<T> attn(pr.cfg);
+  const auto K = to_matrix_t<T>(pr.keys, 15);
+  const auto V = to_matrix_t<T>(pr.values, 3);
+  const ra::quantized_mixed_curvature_keys<T> qk(attn, K);
+  const auto q = to_t<T>(pr.queries[0]);
+  const std::unique_ptr<bool[]> none(new bool[9]());
+  for (T x : ra::compute_quantized(attn, std::span<const T>(q), qk, V,
+                                   std::span<const bool>(none.get(), 9)))
+    EXPECT_EQ(x, T(0));  // every key masked: zeros
+  EXPECT_THROW((void)ra::compute_quantized(attn, std::span<const T>(q.data(), 14), qk, V),
+               ra::dimension_mismatch);
+  EXPECT_THROW((void)ra::compute_quantized(attn, std::span<const T>(q), qk,
+                                           to_matrix_t<T>(pr.values, 3).topRows(8)),
+               ra::dimension_mismatch);
 }
 
 }  // namespace

@@ -6,4 +6,5 @@
 #include "ruvector/attention/curvature/component_quantizer.hpp"
 #include "ruvector/attention/curvature/components.hpp"
 #include "ruvector/attention/curvature/fused_attention.hpp"
+#include "ruvector/attention/curvature/quantized_attention.hpp"
 #include "ruvector/attention/curvature/tangent_space.hpp"
