@@ -5504,30 +5504,6 @@ T sphere_orth_simd(const T* x, const T* y, T alpha, T* out, std::size_t n) noexc
   return b;
 }
 
-/// out = a·x + b·out; returns ‖out‖² (a = −β, b = 1: the second Gram–Schmidt pass).
-template <class T, class Arch = kernels::default_arch>
-T sphere_axpby_norm_simd(T a, const T* x, T b, T* out, std::size_t n) noexcept {
-  using B = kernels::batch<T, Arch>;
-  constexpr std::size_t W = B::size;
-  std::size_t i = 0;
-  T s = T(0);
-  if (n >= W) {
-    const B av(a), bv(b);
-    B acc(T(0));
-    for (; i + W <= n; i += W) {
-      const B ob = xsimd::fma(av, B::load_unaligned(x + i), bv * B::load_unaligned(out + i));
-      ob.store_unaligned(out + i);
-      acc = xsimd::fma(ob, ob, acc);
-    }
-    s = kernels::detail::hsum(acc);
-  }
-  for (; i < n; ++i) {
-    out[i] = a * x[i] + b * out[i];
-    s += out[i] * out[i];
-  }
-  return s;
-}
-
 /// out = a·x + b·v; returns ‖out‖².
 template <class T, class Arch = kernels::default_arch>
 T sphere_combine_simd(T a, const T* x, T b, const T* v, T* out, std::size_t n) noexcept {
@@ -5550,6 +5526,13 @@ T sphere_combine_simd(T a, const T* x, T b, const T* v, T* out, std::size_t n) n
     s += out[i] * out[i];
   }
   return s;
+}
+
+/// out = a·x + b·out; returns ‖out‖² (a = −β, b = 1: the second Gram–Schmidt pass). `out` may be
+/// `v` of sphere_combine_simd: each element is read before it is written.
+template <class T, class Arch = kernels::default_arch>
+T sphere_axpby_norm_simd(T a, const T* x, T b, T* out, std::size_t n) noexcept {
+  return sphere_combine_simd<T, Arch>(a, x, b, out, out, n);
 }
 
 /// First pass shared by distance and log: q = ‖x‖², a = ⟨x, y − x⟩, p = ⟨x, y⟩.
