@@ -11,6 +11,7 @@
 #include <functional>
 #include <ruvector/attention/core.hpp>
 #include <ruvector/attention/curvature.hpp>
+#include <ruvector/attention/graph.hpp>
 #include <ruvector/attention/hyperbolic.hpp>
 #include <ruvector/attention/kernels.hpp>
 #include <ruvector/attention/sparse.hpp>
@@ -333,6 +334,50 @@ void run_geometric(const matrix& doc) {
       static_cast<double>(dots.euclidean), static_cast<double>(bound.euclidean));
 }
 
+void run_graph(const matrix& doc) {
+  header("graph_attention (GAT, GATv2), graph_rope_attention, dual_space_attention",
+         "the document as a graph: a chain of tokens plus a link from every token to the first "
+         "token of its topic block");
+  std::vector<ra::edge> edges;
+  for (std::size_t t = 1; t < kTokens; ++t) {
+    edges.push_back({t - 1, t});  // chain, both ways
+    edges.push_back({t, t - 1});
+    edges.push_back({t - t % 16, t});  // the block's first token → every token of the block
+  }
+  const auto g = ra::csr_graph::from_edges(kTokens, edges);
+  std::printf("    graph      %zu nodes, %zu edges (CSR by target)\n", g.num_nodes(),
+              g.num_edges());
+  for (auto version : {ra::gat_version::v1, ra::gat_version::v2}) {
+    const ra::graph_attention<float> gat({.in_dim = kWidth,
+                                          .out_dim = 16,
+                                          .num_heads = 4,
+                                          .add_self_loops = true,
+                                          .version = version,
+                                          .seed = 7});
+    const matrix h = gat.forward(doc, g);
+    print_vector(version == ra::gat_version::v1 ? "GAT[20]" : "GATv2[20]", h.row(20).data(),
+                 static_cast<int>(h.cols()));
+    const double us = time_us(50, [&] { (void)gat.forward(doc, g); });
+    std::printf("    time       %.1f us per whole-graph forward (%zu edges + loops)\n", us,
+                g.num_edges());
+  }
+  const ra::graph_rope_attention<float> rope(ra::graph_rope_config{.dim = kWidth});
+  const auto pos = rope.rope().positions_from_root(g, 0);
+  std::printf(
+      "    rope       hop positions from node 0: node 5 → %.0f, node 20 → %.0f, node 47 → %.0f\n",
+      pos[5], pos[20], pos[47]);
+  const auto out = rope.compute_from_root(
+      g, 0, 20, std::span<const float>(doc.row(20).data(), kWidth), doc, doc);
+  print_vector("rope[20]", out.data(), kWidth);
+  matrix small = 0.05f * doc;  // inside the unit ball for the hyperbolic half
+  const ra::dual_space_attention<float> dual(ra::dual_space_config{.dim = kWidth});
+  const auto terms = dual.space_terms(std::span<const float>(small.row(3).data(), kWidth), small);
+  std::printf(
+      "    dual       key 3 vs 20: euclidean %.4f / %.4f, hyperbolic distance %.4f / %.4f\n",
+      static_cast<double>(terms.euclidean[3]), static_cast<double>(terms.euclidean[20]),
+      static_cast<double>(terms.hyperbolic[3]), static_cast<double>(terms.hyperbolic[20]));
+}
+
 }  // namespace
 
 int main() {
@@ -348,6 +393,7 @@ int main() {
   run_linear(doc);
   run_sparse(doc);
   run_geometric(doc);
+  run_graph(doc);
   std::printf("\ndone.\n");
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "ruvector/attention/curvature.hpp"
 #include "ruvector/attention/fwd.hpp"
 #include "ruvector/attention/geometry.hpp"
+#include "ruvector/attention/graph.hpp"
 #include "ruvector/attention/hyperbolic.hpp"
 #include "ruvector/attention/kernels.hpp"
 #include "ruvector/attention/sparse.hpp"

@@ -6173,57 +6173,354 @@ template <attention_scalar T>
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/geometry/product.hpp ----
 // ---- end ruvector/attention/geometry.hpp ----
-// ---- begin ruvector/attention/hyperbolic.hpp ----
-/// \file hyperbolic.hpp
-/// \brief Entry header of the hyperbolic family: attention between points of the Poincaré ball
-/// (distance or Lorentzian scores; tangent-space, Einstein-midpoint or Fréchet-mean aggregation).
+// ---- begin ruvector/attention/graph.hpp ----
+/// \file graph.hpp
+/// \brief Entry header of the graph family: CSR graphs with edge features, edge-featured graph
+/// attention (GAT and GATv2), graph RoPE with hop-distance positions, and dual-space
+/// (Euclidean + hyperbolic) attention.
 
-// ---- begin ruvector/attention/hyperbolic/hyperbolic_attention.hpp ----
-/// \file hyperbolic/hyperbolic_attention.hpp
-/// \brief Attention between points of the Poincaré ball (Gulcehre et al. 2019, "Hyperbolic
-/// Attention Networks"; geometry of Ganea et al. 2018, "Hyperbolic Neural Networks").
+// ---- begin ruvector/attention/graph/csr_graph.hpp ----
+/// \file graph/csr_graph.hpp
+/// \brief `csr_graph`: an immutable directed multigraph in compressed sparse row form, grouped by
+/// *target* node, with optional per-edge feature rows.
 ///
-/// Queries, keys and values are points of the Poincaré ball of curvature −c (c > 0). With
+/// Conventions (shared by every graph mechanism in the library):
+/// - An edge `{source, target}` means "`target` aggregates over `source`": node `i` attends over
+///   its *incoming* edges `j -> i` (message passing from source to target, as in PyG's
+///   `flow="source_to_target"`).
+/// - Edges are kept exactly as given: multi-edges stay separate slots (a neighbour listed twice
+///   is attended to twice) and self-loops `i -> i` are ordinary edges. Nothing is deduplicated.
+/// - CSR layout: `offsets()` has `N + 1` entries; the in-edges of node `i` occupy slots
+///   `[offsets()[i], offsets()[i + 1])` of `sources()` / `edge_ids()`. Within a node the slots keep
+///   the order of the input edge list (the sort by target is stable). `edge_ids()[s]` is the index
+///   of slot `s`'s edge in the input list, i.e. the row of `edge_features()` holding its features.
+/// - Edge features are stored once, as a `row_matrix<double>` copy `[E, f]` in input-edge order
+///   (row `e` = edge `e`), whatever scalar type they were given in; mechanisms cast them to their
+///   own `T`. They must be finite.
+/// - `with_self_loops()` appends a loop `i -> i` for every node that has none, after the original
+///   edges (ids `E, E + 1, ...` in increasing node order). The feature row of an added loop is the
+///   mean of the node's incoming edge-feature rows (multi-edges counted with multiplicity), or
+///   zeros for a node without incoming edges (PyG's `fill_value="mean"`); `self_loop_fill::zeros`
+///   gives zeros everywhere.
+/// - `hop_distances(root)` is a breadth-first search that follows edges in *both* directions
+///   (the undirected hop count); unreachable nodes get `SIZE_MAX`. `k_hop_in_neighbors(i, k)`
+///   follows edges only *against* their direction (nodes that can reach `i` by a directed walk of
+///   1..k edges).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief A directed edge: `target` aggregates over `source`.
+struct edge {
+  std::size_t source = 0;  ///< The node sending the message (a key/value node).
+  std::size_t target = 0;  ///< The node receiving it (the query node).
+  friend constexpr bool operator==(const edge&, const edge&) noexcept = default;
+};
+
+/// \brief Feature rows given to the self-loops that `csr_graph::with_self_loops` adds.
+enum class self_loop_fill {
+  mean,   ///< Mean of the node's incoming edge-feature rows (zeros when it has none).
+  zeros,  ///< All zeros.
+};
+
+/// \brief Immutable directed multigraph, CSR grouped by target, with optional edge features.
+class csr_graph {
+ public:
+  /// An empty graph (0 nodes, 0 edges).
+  csr_graph() : offsets_(1, 0) {}
+
+  /// \brief Builds the CSR of `num_nodes` nodes from an edge list (multi-edges and self-loops
+  /// kept). Throws `invalid_argument` naming the edge index and the bad node when an endpoint is
+  /// `>= num_nodes`.
+  [[nodiscard]] static csr_graph from_edges(std::size_t num_nodes, std::span<const edge> edges) {
+    csr_graph g;
+    g.num_nodes_ = num_nodes;
+    g.edges_.assign(edges.begin(), edges.end());
+    g.validate_edges();
+    g.build();
+    return g;
+  }
+
+  /// \brief As above, with edge features `[E, f]` (row `e` = edge `e`). Throws
+  /// `dimension_mismatch` unless `edge_features.rows() == edges.size()`, `non_finite_input`
+  /// naming the first NaN/Inf feature.
+  template <attention_scalar T>
+  [[nodiscard]] static csr_graph from_edges(std::size_t num_nodes, std::span<const edge> edges,
+                                            const matrix_cref<T>& edge_features) {
+    require_dimension("csr_graph::from_edges: edge_features.rows() (one row per edge)",
+                      static_cast<std::size_t>(edge_features.rows()), edges.size());
+    require_finite("csr_graph::from_edges: edge_features", edge_features.data(),
+                   static_cast<std::size_t>(edge_features.rows()),
+                   static_cast<std::size_t>(edge_features.cols()), edge_features.outerStride());
+    csr_graph g = from_edges(num_nodes, edges);
+    g.features_ = edge_features.template cast<double>();
+    g.edge_dim_ = static_cast<std::size_t>(edge_features.cols());
+    g.has_features_ = true;
+    return g;
+  }
+
+  /// Number of nodes `N`.
+  [[nodiscard]] std::size_t num_nodes() const noexcept { return num_nodes_; }
+  /// Number of edges `E` (multi-edges and self-loops counted).
+  [[nodiscard]] std::size_t num_edges() const noexcept { return edges_.size(); }
+  /// CSR row offsets, size `N + 1`; node `i`'s in-edges are slots `[offsets[i], offsets[i+1])`.
+  [[nodiscard]] std::span<const std::size_t> offsets() const noexcept { return offsets_; }
+  /// Source node of every CSR slot, size `E`, grouped by target.
+  [[nodiscard]] std::span<const std::size_t> sources() const noexcept { return sources_; }
+  /// Input-edge index of every CSR slot (the row of `edge_features()` for that slot).
+  [[nodiscard]] std::span<const std::size_t> edge_ids() const noexcept { return edge_ids_; }
+  /// The edge list in input order (added self-loops last).
+  [[nodiscard]] std::span<const edge> edges() const noexcept { return edges_; }
+
+  /// Sources of the edges entering `node` (with multiplicity, input order). Throws
+  /// `invalid_argument` if `node >= num_nodes()`.
+  [[nodiscard]] std::span<const std::size_t> in_neighbors(std::size_t node) const {
+    check_node("csr_graph::in_neighbors", node);
+    return std::span<const std::size_t>(sources_).subspan(offsets_[node],
+                                                          offsets_[node + 1] - offsets_[node]);
+  }
+  /// Input-edge indices of the edges entering `node`, aligned with `in_neighbors(node)`.
+  [[nodiscard]] std::span<const std::size_t> in_edge_ids(std::size_t node) const {
+    check_node("csr_graph::in_edge_ids", node);
+    return std::span<const std::size_t>(edge_ids_).subspan(offsets_[node],
+                                                           offsets_[node + 1] - offsets_[node]);
+  }
+  /// Number of edges entering `node`.
+  [[nodiscard]] std::size_t in_degree(std::size_t node) const {
+    check_node("csr_graph::in_degree", node);
+    return offsets_[node + 1] - offsets_[node];
+  }
+
+  /// True when the graph was built with edge features.
+  [[nodiscard]] bool has_edge_features() const noexcept { return has_features_; }
+  /// Width `f` of the edge features (0 without features).
+  [[nodiscard]] std::size_t edge_dim() const noexcept { return edge_dim_; }
+  /// Edge features `[E, f]` in input-edge order (an empty matrix without features).
+  [[nodiscard]] const row_matrix<double>& edge_features() const noexcept { return features_; }
+
+  /// \brief A copy with a self-loop `i -> i` added for every node that has none (existing loops
+  /// and multi-edges kept). Added loops get edge ids `E, E+1, ...` in increasing node order; their
+  /// feature rows follow `fill` (see the file comment).
+  [[nodiscard]] csr_graph with_self_loops(self_loop_fill fill = self_loop_fill::mean) const {
+    std::vector<char> has_loop(num_nodes_, 0);
+    for (const edge& e : edges_) {
+      if (e.source == e.target) has_loop[e.target] = 1;
+    }
+    csr_graph g;
+    g.num_nodes_ = num_nodes_;
+    g.edges_ = edges_;
+    std::vector<std::size_t> added;
+    for (std::size_t i = 0; i < num_nodes_; ++i) {
+      if (!has_loop[i]) {
+        added.push_back(i);
+        g.edges_.push_back(edge{i, i});
+      }
+    }
+    g.build();
+    if (has_features_) {
+      g.has_features_ = true;
+      g.edge_dim_ = edge_dim_;
+      const auto old_e = static_cast<Eigen::Index>(edges_.size());
+      g.features_.resize(static_cast<Eigen::Index>(g.edges_.size()),
+                         static_cast<Eigen::Index>(edge_dim_));
+      g.features_.topRows(old_e) = features_;
+      for (std::size_t k = 0; k < added.size(); ++k) {
+        const std::size_t node = added[k];
+        auto row = g.features_.row(old_e + static_cast<Eigen::Index>(k));
+        row.setZero();
+        if (fill == self_loop_fill::mean) {
+          const std::size_t begin = offsets_[node];
+          const std::size_t end = offsets_[node + 1];
+          for (std::size_t s = begin; s < end; ++s) {
+            row += features_.row(static_cast<Eigen::Index>(edge_ids_[s]));
+          }
+          if (end > begin) row /= static_cast<double>(end - begin);
+        }
+      }
+    }
+    return g;
+  }
+
+  /// \brief Breadth-first hop counts from `root`, following edges in both directions;
+  /// `SIZE_MAX` for unreachable nodes. Throws `invalid_argument` if `root >= num_nodes()`.
+  [[nodiscard]] std::vector<std::size_t> hop_distances(std::size_t root) const {
+    check_node("csr_graph::hop_distances", root);
+    // Undirected adjacency: in-edges from the CSR plus out-edges built here (O(N + E)).
+    std::vector<std::size_t> out_offsets(num_nodes_ + 1, 0);
+    for (const edge& e : edges_) ++out_offsets[e.source + 1];
+    for (std::size_t i = 0; i < num_nodes_; ++i) out_offsets[i + 1] += out_offsets[i];
+    std::vector<std::size_t> out_targets(edges_.size());
+    {
+      std::vector<std::size_t> cursor(out_offsets.begin(), out_offsets.end() - 1);
+      for (const edge& e : edges_) out_targets[cursor[e.source]++] = e.target;
+    }
+    constexpr std::size_t unreachable = std::numeric_limits<std::size_t>::max();
+    std::vector<std::size_t> dist(num_nodes_, unreachable);
+    std::vector<std::size_t> queue;
+    queue.reserve(num_nodes_);
+    dist[root] = 0;
+    queue.push_back(root);
+    for (std::size_t head = 0; head < queue.size(); ++head) {
+      const std::size_t u = queue[head];
+      const auto visit = [&](std::size_t v) {
+        if (dist[v] == unreachable) {
+          dist[v] = dist[u] + 1;
+          queue.push_back(v);
+        }
+      };
+      for (std::size_t s = offsets_[u]; s < offsets_[u + 1]; ++s) visit(sources_[s]);
+      for (std::size_t s = out_offsets[u]; s < out_offsets[u + 1]; ++s) visit(out_targets[s]);
+    }
+    return dist;
+  }
+
+  /// \brief The distinct nodes `j` from which a directed walk of 1..`k` edges reaches `node`
+  /// (edges followed against their direction), in increasing index order. `node` itself is
+  /// included only if it lies on a directed cycle of length <= k (e.g. has a self-loop).
+  /// `k == 0` gives an empty set. Throws `invalid_argument` if `node >= num_nodes()`.
+  [[nodiscard]] std::vector<std::size_t> k_hop_in_neighbors(std::size_t node, std::size_t k) const {
+    check_node("csr_graph::k_hop_in_neighbors", node);
+    std::vector<char> seen(num_nodes_, 0);
+    std::vector<std::size_t> frontier{node};
+    std::vector<std::size_t> next;
+    std::vector<std::size_t> result;
+    // BFS levels 1..k over in-edges; `seen` marks nodes reached by a walk of length >= 1.
+    for (std::size_t level = 0; level < k && !frontier.empty(); ++level) {
+      next.clear();
+      for (const std::size_t u : frontier) {
+        for (std::size_t s = offsets_[u]; s < offsets_[u + 1]; ++s) {
+          const std::size_t v = sources_[s];
+          if (!seen[v]) {
+            seen[v] = 1;
+            result.push_back(v);
+            next.push_back(v);
+          }
+        }
+      }
+      frontier.swap(next);
+    }
+    std::sort(result.begin(), result.end());
+    return result;
+  }
+
+ private:
+  void check_node(const char* where, std::size_t node) const {
+    if (node >= num_nodes_) {
+      std::ostringstream os;
+      os << "invalid argument: " << where << ": node " << node << " is out of range (num_nodes is "
+         << num_nodes_ << ")";
+      throw invalid_argument(os.str());
+    }
+  }
+
+  void validate_edges() const {
+    for (std::size_t e = 0; e < edges_.size(); ++e) {
+      const edge& ed = edges_[e];
+      const bool bad_source = ed.source >= num_nodes_;
+      if (bad_source || ed.target >= num_nodes_) {
+        std::ostringstream os;
+        os << "invalid argument: csr_graph::from_edges: edges[" << e << "]."
+           << (bad_source ? "source" : "target") << " = " << (bad_source ? ed.source : ed.target)
+           << " is out of range, expected < num_nodes = " << num_nodes_;
+        throw invalid_argument(os.str());
+      }
+    }
+  }
+
+  // Stable counting sort of the edge list by target.
+  void build() {
+    offsets_.assign(num_nodes_ + 1, 0);
+    for (const edge& e : edges_) ++offsets_[e.target + 1];
+    for (std::size_t i = 0; i < num_nodes_; ++i) offsets_[i + 1] += offsets_[i];
+    sources_.resize(edges_.size());
+    edge_ids_.resize(edges_.size());
+    std::vector<std::size_t> cursor(offsets_.begin(), offsets_.end() - 1);
+    for (std::size_t e = 0; e < edges_.size(); ++e) {
+      const std::size_t slot = cursor[edges_[e].target]++;
+      sources_[slot] = edges_[e].source;
+      edge_ids_[slot] = e;
+    }
+  }
+
+  std::size_t num_nodes_ = 0;
+  std::vector<edge> edges_;
+  std::vector<std::size_t> offsets_;
+  std::vector<std::size_t> sources_;
+  std::vector<std::size_t> edge_ids_;
+  row_matrix<double> features_;
+  std::size_t edge_dim_ = 0;
+  bool has_features_ = false;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/graph/csr_graph.hpp ----
+// ---- begin ruvector/attention/graph/dual_space.hpp ----
+/// \file graph/dual_space.hpp
+/// \brief Dual-space attention: one score that mixes Euclidean similarity (flat, local structure)
+/// with hyperbolic distance (hierarchies), the seeds' `DualSpaceAttention`. Geometry of the
+/// Poincaré ball as in Ganea, Bécigneul & Hofmann 2018, "Hyperbolic Neural Networks"; mixing
+/// Euclidean and hyperbolic similarity in one attention logit as in Gu et al. 2019, "Learning
+/// Mixed-Curvature Representations in Product Spaces".
 ///
-///     a_j = 2c‖q − k_j‖² / ((1 − c‖q‖²)(1 − c‖k_j‖²))
+///     s_j = ( w_e·⟨q_e, k_e,j⟩/√d − w_h·d_c(P(q_h), P(k_h,j)) ) / τ
+///     w   = softmax(s),   out = Σ_j w_j v_j            (then W_out·out with `output_projection`)
 ///
-/// the geodesic distance is d_c(q, k_j) = (1/√c)·arcosh(1 + a_j), evaluated as
-/// (1/√c)·log1p(a_j + √(a_j(a_j + 2))) so close points keep their digits, and ‖q − k_j‖² is formed
-/// from the difference (kernels::row_squared_distances), never from ‖q‖² + ‖k‖² − 2q·k.
+/// - q_e = W_e q, k_e = W_e k and q_h = W_h q, k_h = W_h k with `learned_projections`
+///   (W_e, W_h are d×d), otherwise q_e = q_h = q and k_e = k_h = k.
+/// - P projects onto the closed Poincaré ball of curvature −c (c = −curvature) of radius
+///   r = (1 − eps)/√c, eps = `poincare_ball<T>::default_eps` (1e-5 float, 1e-10 double):
+///   P(x) = x if ‖x‖ ≤ r, else r·x/‖x‖ (`poincare_ball::project`). Vectors are Euclidean
+///   features, so P is applied to every query and key, as the seeds do.
+/// - d_c(x, y) = (1/√c)·arcosh(1 + a), a = 2c‖x − y‖²/((1 − c‖x‖²)(1 − c‖y‖²)), evaluated as
+///   (1/√c)·log1p(a + √(a(a + 2))) in xsimd batches (accurate for close points).
+/// - w_e = `euclidean_weight`, w_h = `hyperbolic_weight` (any finite values; parameters a trainer
+///   may update through `set_space_weights`), τ = `temperature` > 0, d = `dim`.
 ///
-/// Scores (`hyperbolic_score`):
-/// - `distance`:                s_j = −d_c(q, k_j) / τ
-/// - `lorentz_squared_distance`: s_j = −d_L²(q, k_j) / τ, the squared Lorentzian distance
-///   d_L² = −2/c − 2⟨x, y⟩_L of the hyperboloid images (Law et al. 2019, "Lorentzian Distance
-///   Learning for Hyperbolic Representations"); in ball coordinates d_L² = (2/c)·a_j, a monotone
-///   function of d_c that needs no transcendental function.
+/// Evaluation (per query, n keys): the Euclidean part is one `kernels::row_dots` pass; with
+/// learned projections it uses ⟨W_e q, W_e k⟩ = ⟨W_eᵀW_e q, k⟩, so the keys are not projected for
+/// it. The hyperbolic part is one `kernels::row_squared_distances` pass (‖q_h − k_h‖², formed from
+/// the difference, and ‖k_h‖²); keys outside the ball get one extra difference pass for
+/// ‖P(q_h) − r·k/‖k‖‖². The conformal terms 1/(1 − c‖·‖²) are formed in double (near the
+/// boundary they are small differences); a projected point has ‖P(x)‖ = r exactly by convention.
+/// With learned projections the keys are first multiplied by W_hᵀ (one GEMM, O(n·d²)); batch
+/// calls (`compute_batch`) do that once for all queries. w_e = 0 skips the Euclidean pass and
+/// w_h = 0 the hyperbolic one, so w_h = 0, w_e = 1, τ = 1 is scaled dot-product attention through
+/// the same kernels (the scale w_e/(√d·τ) is formed in double, so it may differ from SDPA's 1/√d
+/// by one rounding).
 ///
-/// Weights w = softmax(s) (max-subtracted; masked keys get weight 0). Aggregation of the values
-/// (`hyperbolic_aggregation`):
-/// - `tangent_origin`: out = exp₀(Σ_j w_j log₀(v_j)), with log₀(v) = artanh(√c‖v‖)·v/(√c‖v‖) and
-///   exp₀(u) = tanh(√c‖u‖)·u/(√c‖u‖). One weighted row sum with per-value coefficients.
-/// - `einstein_midpoint`: the weighted Einstein midpoint in the Klein model (Ungar 2008), mapped
-///   back to the ball. With k_j = 2v_j/(1 + c‖v_j‖²) and γ_j = 1/√(1 − c‖k_j‖²)
-///   = (1 + c‖v_j‖²)/(1 − c‖v_j‖²): m_K = Σ w_j γ_j k_j / Σ w_j γ_j
-///   = Σ w_j (2/(1 − c‖v_j‖²)) v_j / Σ w_j γ_j, and out = m_K/(1 + √(1 − c‖m_K‖²)).
-/// - `frechet_mean`: the weighted Fréchet (Karcher) mean argmin_m Σ w_j d_c(m, v_j)², by the
-///   Riemannian fixed-point iteration of `frechet_mean` (geometry/means.hpp), started at the
-///   tangent-space aggregate; the iteration count and convergence are reported by
-///   `compute_detailed`.
+/// Conventions: max-subtracted softmax; masked keys (`false`) get weight 0 and a query whose keys
+/// are all masked outputs zeros (DESIGN §4); with `check_finite` NaN/Inf inputs throw
+/// `non_finite_input` naming the first bad element (inputs are scanned only after a non-finite
+/// score or output). Near the boundary a distance resolves ~λ·ulp (poincare.hpp): about 6e-3 in
+/// float for points at radius r, so use double when hyperbolic scores must resolve finer.
 ///
-/// Conventions:
-/// - Inputs outside the ball are projected onto the ball of radius (1 − eps)/√c
-///   (`poincare_ball<T>::default_eps`), as `poincare_ball::project` does; values are projected
-///   implicitly (their coefficients are scaled), never copied, except for the Fréchet mean.
-/// - A query whose keys are all masked returns the origin (zeros; DESIGN §4) and all-zero weights.
-/// - `curvature` follows the seeds' sign convention (negative: −1 is the unit ball); it is a
-///   value of the object, so a trainer can rebuild the mechanism with a new curvature.
+/// Differences from the Rust crate (deliberate): its W_e, W_h, W_out were always applied
+/// (untrained, from an LCG) and its `learn_weights` flag was never read; here the maps are opt-in
+/// and Xavier-uniform from `seed` (core/rng.hpp). Its output projection W_out was applied only when
+/// the values happened to be `dim` wide, so the output space depended on the value width; here
+/// `output_projection` applies W_out (value_dim × value_dim) always, and then values must be
+/// `value_dim` wide (`dimension_mismatch` otherwise). The seeds' curvature was a positive number
+/// used as |c|; here it is the (negative) sectional curvature, as elsewhere in the library.
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
+#include <memory>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 // ---- begin ruvector/attention/detail/attention_args.hpp ----
@@ -6376,6 +6673,2053 @@ attention_shape validate_attention_args(const tensor_view<const T, 4>& q,
 
 }  // namespace ruvector::attention::detail
 // ---- end ruvector/attention/detail/attention_args.hpp ----
+// ---- begin ruvector/attention/standard/scaled_dot_product.hpp ----
+/// \file standard/scaled_dot_product.hpp
+/// \brief Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"):
+///
+///     out_i = Σ_j softmax_j(s_ij) · v_j,   s_ij = scale · (q_i · k_j) + bias_ij,   scale = 1/√d
+///
+/// at both API levels:
+/// - Tensor API: `sdpa(q, k, v, out, options, extras)` over strided
+///   `[B, H, Lq, d] × [B, Hkv, Lk, d] × [B, Hkv, Lk, dv] → [B, H, Lq, dv]`. Query head h reads key
+///   head h / (H / Hkv), which is multi-query (Hkv = 1) and grouped-query attention (1 < Hkv < H).
+/// - Vector API: class `scaled_dot_product_attention<T>` — one query over a key matrix (rows =
+/// keys).
+///
+/// Conventions (DESIGN.md §4): softmax is max-subtracted and the log-sum-exp of each row can be
+/// returned; causal masking is bottom-right aligned (query i sees keys j <= i + Lk − Lq); a row
+/// that sees no key outputs zeros with all-zero weights and log-sum-exp −inf; a key mask holds
+/// `true` for visible keys. With `check_finite` (the default) NaN/±Inf in q, k or v throws
+/// `non_finite_input` naming the first bad element. The check costs nothing on the happy path:
+/// every score and output is finite iff the inputs are (0·Inf = NaN propagates through the
+/// products), so inputs are scanned only after a non-finite score or output is seen.
+///
+/// Dense products use Eigen's GEMM on blocks of 64 queries (the score block is materialised per
+/// block, never the whole [Lq, Lk] matrix for all heads); the single-query path uses the xsimd
+/// `row_dots` / `weighted_row_sum` kernels. Work is spread over batch × heads × query blocks with
+/// `parallel_for`.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Options of one tensor-API attention call.
+template <class T>
+struct sdpa_options {
+  /// Logit scale; defaults to 1/√d.
+  std::optional<T> scale{};
+  /// Key mask, causal flag and additive bias (see core/mask.hpp).
+  mask_spec<T> mask{};
+  /// Throw `non_finite_input` on NaN/Inf in q, k, v (and NaN/+Inf in the bias).
+  bool check_finite = true;
+  /// Queries per block (rows of the materialised score block); 0 = automatic.
+  std::size_t query_block = 0;
+};
+
+/// \brief Optional extra outputs of a tensor-API attention call (absent views are skipped).
+template <class T>
+struct sdpa_extras {
+  /// `[B, H, Lq, Lk]` attention weights (zeros for hidden keys).
+  tensor_view<T, 4> weights{};
+  /// `[B, H, Lq]` log Σ_j exp(s_ij) per query row (−inf for a row that sees no key).
+  tensor_view<T, 3> lse{};
+};
+
+/// \brief Batched scaled dot-product attention (tensor API); see the file comment.
+/// \tparam T float or double.
+/// \param q `[B, H, Lq, d]`, \param k `[B, Hkv, Lk, d]`, \param v `[B, Hkv, Lk, dv]`,
+/// \param out `[B, H, Lq, dv]` (written; must not alias the inputs). `T` is deduced from `out`,
+/// so mutable input views convert implicitly.
+template <class T>
+void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
+          std::type_identity_t<tensor_view<const T, 4>> k,
+          std::type_identity_t<tensor_view<const T, 4>> v, tensor_view<T, 4> out,
+          const std::type_identity_t<sdpa_options<T>>& options = {},
+          const std::type_identity_t<sdpa_extras<T>>& extras = {}) {
+  const detail::attention_shape shape = detail::validate_attention_args<T>(
+      q, k, v, out, options.mask, options.check_finite, extras.weights, extras.lse);
+  const std::size_t B = shape.B, H = shape.H, Hkv = shape.Hkv, Lq = shape.Lq, Lk = shape.Lk;
+  const std::size_t d = shape.d, dv = shape.dv;
+  const auto& mask = options.mask;
+
+  // ---- compute ------------------------------------------------------------------------------
+  if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
+  const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(d));
+  const std::size_t group = H / Hkv;
+  const std::size_t block =
+      std::min(options.query_block ? options.query_block : std::size_t{64}, Lq);  // Lq > 0 here
+  const std::size_t blocks_per_head = (Lq + block - 1) / block;
+  using Stride = Eigen::Stride<Eigen::Dynamic, 1>;
+  using CMap = Eigen::Map<const row_matrix<T>, 0, Stride>;
+  using MMap = Eigen::Map<row_matrix<T>, 0, Stride>;
+  const auto idx = [](std::size_t x) { return static_cast<Eigen::Index>(x); };
+
+  parallel_for(0, B * H * blocks_per_head, [&](std::size_t task) {
+    const std::size_t b = task / (H * blocks_per_head);
+    const std::size_t h = (task / blocks_per_head) % H;
+    const std::size_t i0 = (task % blocks_per_head) * block;
+    const std::size_t rows = std::min(block, Lq - i0);
+    const std::size_t hk = h / group;
+    const bool* key_mask = mask.key_mask.absent() ? nullptr : mask.key_mask.row(b);
+
+    T* scores = detail::thread_scratch<T>(rows * std::max<std::size_t>(Lk, 1));
+    MMap s(scores, idx(rows), idx(Lk), Stride(idx(Lk), 1));
+    const CMap qb(q.row(b, h, i0), idx(rows), idx(d), Stride(q.stride(2), 1));
+    const CMap kb(k.row(b, hk, 0), idx(Lk), idx(d), Stride(k.stride(2), 1));
+    const CMap vb(v.row(b, hk, 0), idx(Lk), idx(dv), Stride(v.stride(2), 1));
+    MMap ob(out.row(b, h, i0), idx(rows), idx(dv), Stride(out.stride(2), 1));
+    if (Lk > 0)
+      s.noalias() = scale * (qb * kb.transpose());  // scalar on the left: folded into the GEMM
+
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t i = i0 + r;
+      T* row = scores + r * Lk;
+      if (options.check_finite && !kernels::all_finite(row, Lk)) {
+        detail::throw_non_finite_scores(q, k, v);
+      }
+      if (!mask.bias.absent()) {
+        const T* bias_row =
+            mask.bias.row(mask.bias.extent(0) == 1 ? 0 : b, mask.bias.extent(1) == 1 ? 0 : h, i);
+        const std::ptrdiff_t bs = mask.bias.stride(3);
+        for (std::size_t j = 0; j < Lk; ++j)
+          row[j] += bias_row[static_cast<std::ptrdiff_t>(j) * bs];
+      }
+      if (key_mask) {
+        for (std::size_t j = 0; j < Lk; ++j)
+          if (!key_mask[static_cast<std::ptrdiff_t>(j) * mask.key_mask.stride(1)])
+            row[j] = -std::numeric_limits<T>::infinity();
+      }
+      const std::size_t visible = mask.causal ? causal_visible_keys(i, Lq, Lk) : Lk;
+      for (std::size_t j = visible; j < Lk; ++j) row[j] = T(0);
+      const T lse = kernels::softmax(row, visible);
+      if (!extras.lse.absent()) extras.lse(b, h, i) = lse;
+      if (!extras.weights.absent()) {
+        T* w = extras.weights.row(b, h, i);
+        const std::ptrdiff_t ws = extras.weights.stride(3);
+        for (std::size_t j = 0; j < Lk; ++j) w[static_cast<std::ptrdiff_t>(j) * ws] = row[j];
+      }
+    }
+    // The product goes through an aligned scratch block, not straight into `out`: Eigen's
+    // kernels peel differently for differently aligned destinations, and results must not depend
+    // on where the caller's buffer happens to sit.
+    MMap o_tmp(detail::thread_scratch<T, 1>(rows * dv), idx(rows), idx(dv), Stride(idx(dv), 1));
+    if (Lk > 0) {
+      o_tmp.noalias() = s * vb;
+    } else {
+      o_tmp.setZero();
+    }
+    ob = o_tmp;
+    if (options.check_finite) {
+      for (std::size_t r = 0; r < rows; ++r) {
+        if (!kernels::all_finite(&ob(idx(r), 0), dv)) detail::throw_non_finite_scores(q, k, v);
+      }
+    }
+  });
+}
+
+/// \brief The result of a vector-API call that asked for the weights.
+template <class T>
+struct attention_output {
+  std::vector<T> output;   ///< attention output (length dv)
+  std::vector<T> weights;  ///< softmax weights over the keys (zeros for hidden keys)
+  T lse;                   ///< log Σ_j exp(s_j) over the visible keys (−inf if none)
+};
+
+/// \brief Single-query scaled dot-product attention over a key matrix (rows = keys) — the vector
+/// API and the seeds' `ScaledDotProductAttention`. Immutable and safe to share across threads.
+template <class T = float>
+class scaled_dot_product_attention {
+ public:
+  using value_type = T;
+
+  /// \param dim query/key dimension; \param scale logit scale (default 1/√dim).
+  explicit scaled_dot_product_attention(std::size_t dim, std::optional<T> scale = std::nullopt,
+                                        bool check_finite = true)
+      : dim_(dim),
+        scale_(scale ? *scale : T(1) / std::sqrt(static_cast<T>(dim == 0 ? 1 : dim))),
+        check_finite_(check_finite) {
+    require_config(dim > 0, "scaled_dot_product_attention: dim must be > 0");
+    require_at_most("dim", dim, max_dimension);
+  }
+
+  [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+
+  /// \brief Writes softmax(scale·K·q)ᵀV into `out` (size = values.cols()); optionally writes
+  /// the weights (size = keys.rows()). Returns the log-sum-exp of the visible scores.
+  /// `key_mask` (empty = all visible) holds `true` for visible keys.
+  T compute_into(std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                 std::span<T> out, std::span<const bool> key_mask = {},
+                 std::span<T> weights = {}) const {
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    require_dimension("query.size()", query.size(), dim_);
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim_);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    require_dimension("out.size() (must equal values.cols())", out.size(), dv);
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), n);
+    if (!weights.empty()) require_dimension("weights.size()", weights.size(), n);
+
+    T* s = weights.empty() ? detail::thread_scratch<T>(n) : weights.data();
+    kernels::row_dots(keys.data(), n, dim_, static_cast<std::size_t>(keys.outerStride()),
+                      query.data(), scale_, s);
+    if (check_finite_ && !kernels::all_finite(s, n))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
+    if (!key_mask.empty()) {
+      for (std::size_t j = 0; j < n; ++j)
+        if (!key_mask[j]) s[j] = -std::numeric_limits<T>::infinity();
+    }
+    const T lse = kernels::softmax(s, n);
+    // Fully masked rows still multiply every value by 0 so NaN/Inf in `values` is detected.
+    kernels::weighted_row_sum(s, n, values.data(), dv,
+                              static_cast<std::size_t>(values.outerStride()), T(0), out.data());
+    if (check_finite_ && !kernels::all_finite(out.data(), dv))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
+    return lse;
+  }
+
+  /// \brief Attention output for one query (the seeds' `compute`).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, keys, values, out);
+    return out;
+  }
+
+  /// \brief Attention output with a key mask (`true` = visible; the seeds' `compute_with_mask`).
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask) const {
+    require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, keys, values, out, key_mask);
+    return out;
+  }
+
+  /// \brief Output, weights and log-sum-exp in one call.
+  [[nodiscard]] attention_output<T> compute_with_weights(
+      std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+      std::span<const bool> key_mask = {}) const {
+    attention_output<T> r{std::vector<T>(static_cast<std::size_t>(values.cols())),
+                          std::vector<T>(static_cast<std::size_t>(keys.rows())), T(0)};
+    r.lse = compute_into(query, keys, values, r.output, key_mask, r.weights);
+    return r;
+  }
+
+  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
+  }
+
+  /// \brief Seeds-shaped adapter with a `std::vector<bool>` mask.
+  [[nodiscard]] std::vector<T> compute_with_mask(const std::vector<T>& query,
+                                                 const std::vector<std::vector<T>>& keys,
+                                                 const std::vector<std::vector<T>>& values,
+                                                 const std::vector<bool>& key_mask) const {
+    const std::unique_ptr<bool[]> m(new bool[key_mask.size()]);
+    std::copy(key_mask.begin(), key_mask.end(), m.get());
+    return compute_with_mask(std::span<const T>(query), to_matrix(keys, "keys"),
+                             to_matrix(values, "values"),
+                             std::span<const bool>(m.get(), key_mask.size()));
+  }
+
+ private:
+  std::size_t dim_;
+  T scale_;
+  bool check_finite_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/standard/scaled_dot_product.hpp ----
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention {
+
+/// \brief Configuration of `dual_space_attention` (the seeds' `DualSpaceConfig`).
+struct dual_space_config {
+  std::size_t dim = 256;             ///< d: query/key dimension
+  double curvature = -1.0;           ///< sectional curvature −c of the ball; finite and < 0
+  double euclidean_weight = 0.5;     ///< w_e (finite)
+  double hyperbolic_weight = 0.5;    ///< w_h (finite)
+  double temperature = 1.0;          ///< τ; finite and > 0
+  bool learned_projections = false;  ///< apply W_e, W_h (d × d) to queries and keys
+  bool output_projection = false;    ///< apply W_out (value_dim × value_dim) to the output
+  std::size_t value_dim = 0;         ///< value width with `output_projection` (0 = dim)
+  std::uint64_t seed = 42;           ///< seed of the Xavier-uniform initialisation
+  bool check_finite = true;          ///< diagnose NaN/Inf inputs (non_finite_input)
+};
+
+/// \brief The linear maps of `dual_space_attention` in `[out, in]` layout (y = W x). A map that
+/// the configuration does not use is an empty matrix.
+template <class T>
+struct dual_space_weights {
+  row_matrix<T> w_e;    ///< Euclidean map, d × d
+  row_matrix<T> w_h;    ///< hyperbolic map, d × d
+  row_matrix<T> w_out;  ///< output map, value_dim × value_dim
+};
+
+/// \brief The two unweighted score terms per key (`dual_space_attention::space_terms`).
+template <class T>
+struct dual_space_terms {
+  std::vector<T> euclidean;   ///< ⟨q_e, k_e,j⟩/√d
+  std::vector<T> hyperbolic;  ///< d_c(P(q_h), P(k_h,j))
+};
+
+/// \brief Dual-space (Euclidean + Poincaré) attention; see the file comment. Models
+/// `attention_mechanism` and `masked_attention_mechanism`. Forward calls are const and
+/// thread-safe; `set_weights` / `set_space_weights` are not (do not call them concurrently with
+/// a forward call).
+template <attention_scalar T>
+class dual_space_attention {
+ public:
+  using value_type = T;
+
+  /// Builds the mechanism and Xavier-initialises the configured maps from `config.seed`
+  /// (order W_e, W_h, W_out; U(±√(6/(fan_in + fan_out))), Glorot & Bengio 2010). Throws
+  /// `invalid_config` on a bad field.
+  explicit dual_space_attention(const dual_space_config& config)
+      : config_(validated(config)), ball_(static_cast<T>(-config.curvature)) {
+    c_ = static_cast<double>(ball_.c());
+    r_ = static_cast<double>(ball_.max_norm());
+    set_space_weights(config_.euclidean_weight, config_.hyperbolic_weight);
+    rng gen(config_.seed);
+    const std::size_t d = config_.dim;
+    if (config_.learned_projections) {
+      w_.w_e = xavier(gen, d, d);
+      w_.w_h = xavier(gen, d, d);
+      gram_ = w_.w_e.transpose() * w_.w_e;
+    }
+    if (config_.output_projection) w_.w_out = xavier(gen, value_dim(), value_dim());
+  }
+
+  /// Convenience: `dual_space_attention(dim, curvature)` with the other fields at their defaults.
+  dual_space_attention(std::size_t dim, double curvature)
+      : dual_space_attention(dual_space_config{.dim = dim, .curvature = curvature}) {}
+
+  [[nodiscard]] const dual_space_config& config() const noexcept { return config_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return config_.dim; }
+  /// Sectional curvature −c (negative).
+  [[nodiscard]] T curvature() const noexcept { return ball_.curvature(); }
+  [[nodiscard]] const poincare_ball<T>& ball() const noexcept { return ball_; }
+  /// w_e (as set by the config or `set_space_weights`).
+  [[nodiscard]] double euclidean_weight() const noexcept { return config_.euclidean_weight; }
+  /// w_h (as set by the config or `set_space_weights`).
+  [[nodiscard]] double hyperbolic_weight() const noexcept { return config_.hyperbolic_weight; }
+  /// Width of values and output with `output_projection` (value_dim, or dim when 0); 0 otherwise.
+  [[nodiscard]] std::size_t value_dim() const noexcept {
+    if (!config_.output_projection) return 0;
+    return config_.value_dim == 0 ? config_.dim : config_.value_dim;
+  }
+  /// The linear maps (empty matrices for the unused ones).
+  [[nodiscard]] const dual_space_weights<T>& weights() const noexcept { return w_; }
+
+  /// \brief Replaces the linear maps. Shapes must match the configuration (an unused map must be
+  /// empty) and values must be finite. Not thread-safe with concurrent forward calls.
+  void set_weights(dual_space_weights<T> w) {
+    const std::size_t d = dim();
+    check_map("w_e", w.w_e, config_.learned_projections ? d : 0);
+    check_map("w_h", w.w_h, config_.learned_projections ? d : 0);
+    check_map("w_out", w.w_out, value_dim());
+    w_ = std::move(w);
+    if (config_.learned_projections) gram_ = w_.w_e.transpose() * w_.w_e;
+  }
+
+  /// \brief Replaces w_e and w_h (finite; `invalid_argument` otherwise). Not thread-safe with
+  /// concurrent forward calls.
+  void set_space_weights(double euclidean_weight, double hyperbolic_weight) {
+    require_argument(std::isfinite(euclidean_weight) && std::isfinite(hyperbolic_weight),
+                     "dual_space_attention: euclidean_weight and hyperbolic_weight must be finite");
+    config_.euclidean_weight = euclidean_weight;
+    config_.hyperbolic_weight = hyperbolic_weight;
+  }
+
+  /// \brief The unweighted terms ⟨q_e, k_e,j⟩/√d and d_c(P(q_h), P(k_h,j)) of every key (the
+  /// seeds' `get_space_contributions`, unscaled by w and τ): s_j = (w_e·E_j − w_h·H_j)/τ. These
+  /// are also ∂s_j/∂w_e·τ and −∂s_j/∂w_h·τ.
+  [[nodiscard]] dual_space_terms<T> space_terms(std::span<const T> query,
+                                                const matrix_cref<T>& keys) const {
+    const std::size_t n = validate_keys(query, keys);
+    dual_space_terms<T> r{std::vector<T>(n), std::vector<T>(n)};
+    const matrix_cref<T> hkeys = hyperbolic_keys(keys, nullptr, true);
+    euclidean_part(query, keys, T(1) / std::sqrt(static_cast<T>(dim())), r.euclidean.data());
+    std::fill(r.hyperbolic.begin(), r.hyperbolic.end(), T(0));
+    hyperbolic_part(query, hkeys, 1.0 / std::sqrt(c_), r.hyperbolic.data());
+    if (config_.check_finite && !(kernels::all_finite(r.euclidean.data(), n) &&
+                                  kernels::all_finite(r.hyperbolic.data(), n)))
+      diagnose(query, keys, nullptr);
+    return r;
+  }
+
+  /// \brief Writes the output (size values.cols()) and optionally the weights (size n) of one
+  /// query; returns the log-sum-exp of the visible scores. `key_mask` (empty = all visible) holds
+  /// `true` for visible keys.
+  T compute_into(std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                 std::span<T> out, std::span<const bool> key_mask = {},
+                 std::span<T> weights = {}) const {
+    const std::size_t n = validate_keys(query, keys);
+    validate_values(n, values, out, key_mask, weights);
+    return compute_core(query, keys, hyperbolic_keys(keys, nullptr), values, out, key_mask,
+                        weights);
+  }
+
+  /// \brief Attention output for one query (the seeds' `compute`).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, keys, values, out);
+    return out;
+  }
+
+  /// \brief Attention output with a key mask (`true` = visible; the seeds' `compute_with_mask`).
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask) const {
+    require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, keys, values, out, key_mask);
+    return out;
+  }
+
+  /// \brief Output, weights and log-sum-exp in one call.
+  [[nodiscard]] attention_output<T> compute_with_weights(
+      std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+      std::span<const bool> key_mask = {}) const {
+    attention_output<T> r{std::vector<T>(static_cast<std::size_t>(values.cols())),
+                          std::vector<T>(static_cast<std::size_t>(keys.rows())), T(0)};
+    r.lse = compute_into(query, keys, values, r.output, key_mask, r.weights);
+    return r;
+  }
+
+  /// \brief Every row of `queries` against one key set (row i of the result is the output of
+  /// query i). The keys' hyperbolic projection K·W_hᵀ is computed once; queries run in parallel
+  /// (`parallel_for`). `key_mask` (empty = all visible) is shared by every query.
+  [[nodiscard]] row_matrix<T> compute_batch(const matrix_cref<T>& queries,
+                                            const matrix_cref<T>& keys,
+                                            const matrix_cref<T>& values,
+                                            std::span<const bool> key_mask = {}) const {
+    const std::size_t d = dim();
+    require_dimension("queries.cols()", static_cast<std::size_t>(queries.cols()), d);
+    const std::size_t lq = static_cast<std::size_t>(queries.rows());
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    row_matrix<T> out(static_cast<Eigen::Index>(lq), static_cast<Eigen::Index>(dv));
+    if (lq == 0) return out;
+    const std::size_t n = validate_keys(std::span<const T>(queries.row(0).data(), d), keys);
+    validate_values(n, values, std::span<T>(out.row(0).data(), dv), key_mask, {});
+    row_matrix<T> projected;
+    const matrix_cref<T> hkeys = hyperbolic_keys(keys, &projected);
+    parallel_for(0, lq, [&](std::size_t i) {
+      const auto row = static_cast<Eigen::Index>(i);
+      compute_core(std::span<const T>(queries.row(row).data(), d), keys, hkeys, values,
+                   std::span<T>(out.row(row).data(), dv), key_mask, {});
+    });
+    return out;
+  }
+
+  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
+  }
+
+  /// \brief Seeds-shaped adapter with a `std::vector<bool>` mask.
+  [[nodiscard]] std::vector<T> compute_with_mask(const std::vector<T>& query,
+                                                 const std::vector<std::vector<T>>& keys,
+                                                 const std::vector<std::vector<T>>& values,
+                                                 const std::vector<bool>& key_mask) const {
+    const std::unique_ptr<bool[]> m(new bool[key_mask.size()]);
+    std::copy(key_mask.begin(), key_mask.end(), m.get());
+    return compute_with_mask(std::span<const T>(query), to_matrix(keys, "keys"),
+                             to_matrix(values, "values"),
+                             std::span<const bool>(m.get(), key_mask.size()));
+  }
+
+ private:
+  using vector_map = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+  using const_vector_map = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+
+  static const dual_space_config& validated(const dual_space_config& c) {
+    require_config(c.dim > 0, "dual_space_attention: dim must be > 0");
+    require_at_most("dim", c.dim, max_dimension);
+    require_at_most("value_dim", c.value_dim, max_dimension);
+    require_config(std::isfinite(c.curvature) && c.curvature < 0.0,
+                   "dual_space_attention: curvature must be finite and < 0 (the ball has "
+                   "curvature -c)");
+    require_config(std::isfinite(c.euclidean_weight) && std::isfinite(c.hyperbolic_weight),
+                   "dual_space_attention: euclidean_weight and hyperbolic_weight must be finite");
+    require_config(std::isfinite(c.temperature) && c.temperature > 0.0,
+                   "dual_space_attention: temperature must be finite and > 0");
+    return c;
+  }
+
+  static row_matrix<T> xavier(rng& gen, std::size_t out, std::size_t in) {
+    const double a = std::sqrt(6.0 / static_cast<double>(in + out));
+    row_matrix<T> w(static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in));
+    for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = gen.uniform<T>(T(-a), T(a));
+    return w;
+  }
+
+  static void check_map(const char* name, const row_matrix<T>& m, std::size_t size) {
+    require_dimension(std::string("dual_space_weights::").append(name).append(".rows()"),
+                      static_cast<std::size_t>(m.rows()), size);
+    require_dimension(std::string("dual_space_weights::").append(name).append(".cols()"),
+                      static_cast<std::size_t>(m.cols()), size);
+    require_finite(std::string("dual_space_weights::").append(name), m.data(), size, size,
+                   static_cast<std::ptrdiff_t>(size));
+  }
+
+  std::size_t validate_keys(std::span<const T> query, const matrix_cref<T>& keys) const {
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    require_dimension("query.size()", query.size(), dim());
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim());
+    return n;
+  }
+
+  void validate_values(std::size_t n, const matrix_cref<T>& values, std::span<const T> out,
+                       std::span<const bool> key_mask, std::span<const T> weights) const {
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    if (config_.output_projection)
+      require_dimension("values.cols() (must equal value_dim with output_projection)", dv,
+                        value_dim());
+    require_dimension("out.size() (must equal values.cols())", out.size(), dv);
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), n);
+    if (!weights.empty()) require_dimension("weights.size()", weights.size(), n);
+  }
+
+  /// The keys as used by the hyperbolic term: `keys` itself, or K·W_hᵀ (into `owned` when given,
+  /// else into thread scratch slot 8).
+  /// Skipped (returns `keys`) when the hyperbolic term is unused (w_h = 0) unless `always`.
+  matrix_cref<T> hyperbolic_keys(const matrix_cref<T>& keys, row_matrix<T>* owned,
+                                 bool always = false) const {
+    if (!config_.learned_projections || (config_.hyperbolic_weight == 0.0 && !always)) return keys;
+    const auto n = keys.rows();
+    const auto d = static_cast<Eigen::Index>(dim());
+    if (owned != nullptr) {
+      owned->noalias() = keys * w_.w_h.transpose();
+      return matrix_cref<T>(*owned);
+    }
+    Eigen::Map<row_matrix<T>> m(detail::thread_scratch<T, 8>(static_cast<std::size_t>(n) * dim()),
+                                n, d);
+    m.noalias() = keys * w_.w_h.transpose();
+    return matrix_cref<T>(m);
+  }
+
+  /// out_j = alpha·⟨q_e, k_e,j⟩, or 0 when alpha = 0.
+  void euclidean_part(std::span<const T> query, const matrix_cref<T>& keys, T alpha, T* out) const {
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    const std::size_t d = dim();
+    if (alpha == T(0)) {
+      std::fill(out, out + n, T(0));
+      return;
+    }
+    const T* q = query.data();
+    if (config_.learned_projections) {
+      // ⟨W_e q, W_e k⟩ = ⟨(W_eᵀW_e) q, k⟩
+      T* g = detail::thread_scratch<T, 1>(d);
+      vector_map(g, static_cast<Eigen::Index>(d)).noalias() =
+          gram_ * const_vector_map(q, static_cast<Eigen::Index>(d));
+      q = g;
+    }
+    kernels::row_dots(keys.data(), n, d, static_cast<std::size_t>(keys.outerStride()), q, alpha,
+                      out);
+  }
+
+  /// out_j += coef·arcosh(1 + a_j) with a_j as in the file comment (the distance d_c times
+  /// coef·√c). Non-finite inputs leave NaN in `out` (diagnosed by the caller).
+  void hyperbolic_part(std::span<const T> query, const matrix_cref<T>& hkeys, double coef,
+                       T* out) const {
+    const std::size_t n = static_cast<std::size_t>(hkeys.rows());
+    const std::size_t d = dim();
+    // q_h = W_h q (slot 2), then P(q_h) (slot 3).
+    const T* qh = query.data();
+    if (config_.learned_projections) {
+      T* h = detail::thread_scratch<T, 2>(d);
+      vector_map(h, static_cast<Eigen::Index>(d)).noalias() =
+          w_.w_h * const_vector_map(query.data(), static_cast<Eigen::Index>(d));
+      qh = h;
+    }
+    const T max_sq = ball_.max_norm() * ball_.max_norm();
+    const T qq = kernels::dot(qh, qh, d);
+    if (!std::isfinite(qq)) {
+      std::fill(out, out + n, std::numeric_limits<T>::quiet_NaN());
+      return;
+    }
+    double q_sq = static_cast<double>(qq);
+    if (qq > max_sq) {
+      T* p = detail::thread_scratch<T, 3>(d);
+      const T f = ball_.max_norm() / std::sqrt(qq);
+      for (std::size_t m = 0; m < d; ++m) p[m] = f * qh[m];
+      qh = p;
+      q_sq = r_ * r_;
+    }
+    // ‖q_h − k_j‖² (slot 4) and ‖k_j‖² (slot 5) in one pass.
+    T* dist = detail::thread_scratch<T, 4>(n);
+    T* ik = detail::thread_scratch<T, 5>(n);
+    const std::size_t ldk = static_cast<std::size_t>(hkeys.outerStride());
+    kernels::row_squared_distances(hkeys.data(), n, d, ldk, qh, dist, ik);
+    const T ik_boundary = static_cast<T>(1.0 / (1.0 - c_ * r_ * r_));
+    for (std::size_t j = 0; j < n; ++j) {
+      const T kk = ik[j];
+      if (kk > max_sq) {
+        // P(k) = α·k with α = r/‖k‖: ‖P(q) − αk‖² from the difference, ‖P(k)‖ = r.
+        const T alpha = ball_.max_norm() / std::sqrt(kk);
+        dist[j] = detail::geo_pair_norms(qh, hkeys.data() + j * ldk, -alpha, d).zz;
+        ik[j] = ik_boundary;
+      } else {
+        ik[j] = static_cast<T>(1.0 / (1.0 - c_ * static_cast<double>(kk)));  // NaN stays NaN
+      }
+    }
+    // a_j = (2c/(1 − c‖q‖²))·‖q − k_j‖²/(1 − c‖k_j‖²); out_j += coef·log1p(a + √(a(a + 2))).
+    const T factor = static_cast<T>(2.0 * c_ / (1.0 - c_ * q_sq));
+    const T tcoef = static_cast<T>(coef);
+    using B = kernels::batch<T>;
+    constexpr std::size_t W = B::size;
+    const B bf(factor), bc(tcoef), two(T(2));
+    std::size_t j = 0;
+    for (; j + W <= n; j += W) {
+      const B a = bf * B::load_unaligned(dist + j) * B::load_unaligned(ik + j);
+      const B t = xsimd::log1p(a + xsimd::sqrt(a * (a + two)));
+      xsimd::fma(bc, t, B::load_unaligned(out + j)).store_unaligned(out + j);
+    }
+    for (; j < n; ++j) {
+      const T a = factor * dist[j] * ik[j];
+      out[j] += tcoef * std::log1p(a + std::sqrt(a * (a + T(2))));
+    }
+  }
+
+  /// Scores, softmax and the weighted value sum for validated arguments.
+  T compute_core(std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& hkeys,
+                 const matrix_cref<T>& values, std::span<T> out, std::span<const bool> key_mask,
+                 std::span<T> weights) const {
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    const double tau = config_.temperature;
+    T* s = weights.empty() ? detail::thread_scratch<T, 0>(n) : weights.data();
+    euclidean_part(
+        query, keys,
+        static_cast<T>(config_.euclidean_weight / (std::sqrt(static_cast<double>(dim())) * tau)),
+        s);
+    if (config_.hyperbolic_weight != 0.0)
+      hyperbolic_part(query, hkeys, -config_.hyperbolic_weight / (std::sqrt(c_) * tau), s);
+    if (config_.check_finite && !kernels::all_finite(s, n)) diagnose(query, keys, &values);
+    if (!key_mask.empty()) {
+      for (std::size_t j = 0; j < n; ++j)
+        if (!key_mask[j]) s[j] = -std::numeric_limits<T>::infinity();
+    }
+    const T lse = kernels::softmax(s, n);
+    const auto ldv = static_cast<std::size_t>(values.outerStride());
+    if (config_.output_projection) {
+      T* tmp = detail::thread_scratch<T, 6>(dv);
+      kernels::weighted_row_sum(s, n, values.data(), dv, ldv, T(0), tmp);
+      vector_map(out.data(), static_cast<Eigen::Index>(dv)).noalias() =
+          w_.w_out * const_vector_map(tmp, static_cast<Eigen::Index>(dv));
+    } else {
+      kernels::weighted_row_sum(s, n, values.data(), dv, ldv, T(0), out.data());
+    }
+    if (config_.check_finite && !kernels::all_finite(out.data(), dv))
+      diagnose(query, keys, &values);
+    return lse;
+  }
+
+  [[noreturn]] static void diagnose(std::span<const T> query, const matrix_cref<T>& keys,
+                                    const matrix_cref<T>* values) {
+    if (values != nullptr) detail::diagnose_vector_inputs<T>(query, keys, *values);
+    require_finite<T>("query", query);
+    require_finite("keys", keys.data(), static_cast<std::size_t>(keys.rows()),
+                   static_cast<std::size_t>(keys.cols()), keys.outerStride());
+    throw non_finite_input(
+        "non-finite input: a dual-space score overflowed although query and keys are finite");
+  }
+
+  dual_space_config config_;
+  poincare_ball<T> ball_;
+  double c_ = 1.0;  // c = −curvature, as stored by the ball (rounded to T)
+  double r_ = 1.0;  // ball radius (1 − eps)/√c as stored by the ball
+  dual_space_weights<T> w_;
+  row_matrix<T> gram_;  // W_eᵀW_e (learned projections only)
+};
+
+}  // namespace ruvector::attention
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/graph/dual_space.hpp ----
+// ---- begin ruvector/attention/graph/edge_featured.hpp ----
+/// \file graph/edge_featured.hpp
+/// \brief Graph attention networks with optional edge features: GAT (Veličković et al. 2018,
+/// "Graph Attention Networks") and GATv2 (Brody, Alon & Yahav 2022, "How Attentive are Graph
+/// Attention Networks?"), over a `csr_graph` (graph/csr_graph.hpp).
+///
+/// For every head k = 0..H−1 (F = `out_dim` features per head), target node i and incoming edge
+/// j → i with feature row e_ji (slot of the CSR; multi-edges are separate slots):
+///
+///   GAT (v1):   z_j = W_k x_j,
+///               s_ij = LeakyReLU( a_tgt,kᵀ z_i + a_src,kᵀ z_j + a_edge,kᵀ W_e,k e_ji )
+///                    (= LeakyReLU(a_kᵀ [z_i ‖ z_j ‖ W_e,k e_ji]) with a_k = [a_tgt ‖ a_src ‖
+///                    a_edge])
+///   GATv2 (v2): s_ij = a_kᵀ LeakyReLU( W_t,k x_i + W_s,k x_j + W_e,k e_ji )
+///                    (= a_kᵀ LeakyReLU(W_k [x_i ‖ x_j ‖ e_ji]) with W_k = [W_t ‖ W_s ‖ W_e]),
+///               z_j = W_s,k x_j
+///   α_ij = softmax over the in-edges of i of s_ij (max-subtracted),
+///   out_i,k = Σ_{edges j→i} α_ij z_j,
+///   out_i = concat_k out_i,k  (width H·F)   or   (1/H) Σ_k out_i,k  (width F, `concat = false`).
+///
+/// Without edge features GATv1's score is monotone in a_srcᵀ z_j for every query i ("static"
+/// attention: all nodes rank their neighbours the same way); GATv2 applies the nonlinearity before
+/// the dot product with a, so the ranking may depend on i ("dynamic" attention). The Rust original
+/// calls its v1 form "GATv2"; here both exist and are named as in the papers.
+///
+/// Conventions:
+/// - No output nonlinearity, no bias, no dropout: the layer returns the aggregation above (apply
+///   ELU etc. yourself). LeakyReLU(x) = x for x ≥ 0, `negative_slope`·x otherwise (default 0.2).
+/// - The edge term exists only when `edge_dim > 0`; then the graph must carry edge features of
+///   that width (`dimension_mismatch` otherwise). With `edge_dim == 0` graph edge features are
+///   ignored. A zero feature row contributes nothing (there is no bias).
+/// - `add_self_loops`: a loop i → i is added for every node that has none (existing loops and
+///   multi-edges are kept, unlike PyG, which first removes loops); the added loop's feature row
+///   is the mean of the node's incoming feature rows, or zeros if it has none
+///   (`csr_graph::with_self_loops(self_loop_fill::mean)`).
+/// - A node with no incoming edge (and no self-loop) outputs zeros (DESIGN §4: all-masked → zeros).
+/// - Whole-graph `forward` projects all nodes once (Eigen GEMM in blocks of rows, O(N·d·H·F)), then
+///   runs over target nodes in parallel (`parallel_for`, blocks of 64 targets), O(E·H·F)
+///   (+ O(E·H·f) for v1 edge features, O(E·H·F·f) for v2 edge features: W_e e is formed per edge,
+///   never stored). Temporaries per call: the projections [N, H·F] (two for v2), and with edge
+///   features an [E, f] copy of them in T, gathered into CSR order. Each output row is computed
+///   by one thread in a fixed order, so results are bit-identical for any thread count.
+/// - Weights are Xavier-uniform from `rng(seed)` (core/rng.hpp) in a fixed order — w_source,
+///   w_target (v2), w_edge (edge_dim > 0), then v1: att_target, att_source, att_edge (edge_dim >
+///   0), v2: att — each matrix in row-major order with bound √(6/(fan_in + fan_out)): W [H·F, in]
+///   uses fan_in = in, fan_out = H·F; the attention vectors of one head use fan_out = 1 and
+///   fan_in = F·(number of v1 parts: 2, or 3 with edges) for v1, F for v2.
+/// - All arithmetic is in T. Inputs must be finite (`non_finite_input` names the first bad
+///   element): `forward` scans all of x; the per-node entry points check only the rows they read
+///   (so one node costs O(its neighbourhood)). Edge features are checked when the graph is built;
+///   weights passed to `set_weights` must be finite.
+///
+/// Per-node entry points (the seeds' `GraphAttention` trait) compute only what one node needs and
+/// equal the matching row of `forward`:
+/// - `forward_neighborhood(i, x, g)` = `forward(x, g).row(i)`.
+/// - `forward_k_hop(i, x, g, k)`: attention of node i over the *set* N_k(i) of distinct nodes that
+///   reach i by a directed walk of 1..k edges (`csr_graph::k_hop_in_neighbors`; i itself only via
+///   a cycle, or added when `add_self_loops`), each attended once, with no edge term (edge features
+///   are defined only for direct edges). With k = 1 on a graph without multi-edges and without
+///   edge features it equals `forward_neighborhood`; k = 0 gives N_0 = ∅ (zeros, or only i with
+///   self-loops).
+/// - `forward_with_edges(q, keys, values, neighbors[, edge_attr])`: one query node x_i = q
+///   attending over the slots s = 0..m−1, where slot s is the edge from key row
+///   `neighbors[s]` (repeats allowed = multi-edges) with feature row `edge_attr.row(s)`. The score
+///   uses the key row, the message the value row: v1 s = LeakyReLU(a_tgtᵀ W q + a_srcᵀ W k_j +
+///   a_edgeᵀ W_e e_s), v2 s = aᵀ LeakyReLU(W_t q + W_s k_j + W_e e_s); message W v_j (v1) or
+///   W_s v_j (v2). With keys = values = x, q = x_i, neighbors = g.in_neighbors(i) and the matching
+///   feature rows this is `forward_neighborhood(i, x, g)` without self-loops: `add_self_loops` is
+///   *not* applied here, the neighbour list is taken literally. Without `edge_attr` the edge term
+///   is 0. No neighbours → zeros.
+/// - `compute(q, keys, values)` (the library's vector API): `forward_with_edges` over every key
+///   row once, without edge features.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention {
+
+/// \brief Which graph-attention scoring function to use.
+enum class gat_version {
+  v1,  ///< GAT (Veličković et al. 2018): LeakyReLU(aᵀ[Wx_i ‖ Wx_j ‖ W_e e]) — static attention.
+  v2,  ///< GATv2 (Brody et al. 2022): aᵀ LeakyReLU(W_t x_i + W_s x_j + W_e e) — dynamic.
+};
+
+/// \brief Configuration of `graph_attention`.
+struct graph_attention_config {
+  std::size_t in_dim = 0;       ///< node feature width d
+  std::size_t out_dim = 0;      ///< features per head F
+  std::size_t num_heads = 1;    ///< heads H
+  std::size_t edge_dim = 0;     ///< edge feature width f (0 = no edge term)
+  bool concat = true;           ///< concatenate heads (width H·F) or average them (width F)
+  double negative_slope = 0.2;  ///< LeakyReLU slope for negative inputs
+  bool add_self_loops = false;  ///< add i → i for nodes lacking one (graph entry points only)
+  gat_version version = gat_version::v2;  ///< scoring function
+  std::uint64_t seed = 0;                 ///< seed of the Xavier initialisation
+};
+
+/// \brief The seeds' name for the configuration.
+using edge_featured_config = graph_attention_config;
+
+/// \brief Parameters of `graph_attention`; rows [k·F, (k+1)·F) of each W (and row k of each
+/// attention matrix) belong to head k. Unused members are empty matrices.
+template <attention_scalar T>
+struct graph_attention_weights {
+  row_matrix<T> w_source;    ///< [H·F, d]: v1 the shared W; v2 W_s (source half, also messages)
+  row_matrix<T> w_target;    ///< [H·F, d]: v2 only, W_t (target half)
+  row_matrix<T> w_edge;      ///< [H·F, f]: W_e (edge_dim > 0 only)
+  row_matrix<T> att_target;  ///< [H, F]: v1 only, a_tgt (acts on W x_i)
+  row_matrix<T> att_source;  ///< [H, F]: v1 only, a_src (acts on W x_j)
+  row_matrix<T> att_edge;    ///< [H, F]: v1 with edge_dim > 0 only, a_edge (acts on W_e e)
+  row_matrix<T> att;         ///< [H, F]: v2 only, a
+};
+
+namespace detail {
+
+/// LeakyReLU(x) = x (x ≥ 0), slope·x (x < 0), written branch-free as max(x, 0) + slope·min(x, 0)
+/// (exact: one of the two terms is 0): score signs are random, so a branch mispredicts often.
+template <class T>
+[[nodiscard]] RUVECTOR_ATTENTION_ALWAYS_INLINE T leaky_relu(T x, T slope) noexcept {
+  return std::max(x, T(0)) + slope * std::min(x, T(0));
+}
+
+/// GATv2 score of one head: Σ_c att[c]·LeakyReLU(a[c] + b[c] (+ e[c])) for c < n.
+template <bool HasEdge, class T, class Arch = kernels::default_arch>
+[[nodiscard]] T gatv2_head_score(const T* a, const T* b, const T* e, const T* att, std::size_t n,
+                                 T slope) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B zero(T(0)), sl(slope);
+  B acc0(T(0)), acc1(T(0));
+  std::size_t c = 0;
+  for (; c + 2 * W <= n; c += 2 * W) {
+    B x0 = B::load_unaligned(a + c) + B::load_unaligned(b + c);
+    B x1 = B::load_unaligned(a + c + W) + B::load_unaligned(b + c + W);
+    if constexpr (HasEdge) {
+      x0 += B::load_unaligned(e + c);
+      x1 += B::load_unaligned(e + c + W);
+    }
+    acc0 = xsimd::fma(B::load_unaligned(att + c), xsimd::select(x0 >= zero, x0, x0 * sl), acc0);
+    acc1 = xsimd::fma(B::load_unaligned(att + c + W), xsimd::select(x1 >= zero, x1, x1 * sl), acc1);
+  }
+  for (; c + W <= n; c += W) {
+    B x0 = B::load_unaligned(a + c) + B::load_unaligned(b + c);
+    if constexpr (HasEdge) x0 += B::load_unaligned(e + c);
+    acc0 = xsimd::fma(B::load_unaligned(att + c), xsimd::select(x0 >= zero, x0, x0 * sl), acc0);
+  }
+  T result = kernels::detail::hsum(acc0 + acc1);
+  for (; c < n; ++c) {
+    T x = a[c] + b[c];
+    if constexpr (HasEdge) x += e[c];
+    result += att[c] * leaky_relu(x, slope);
+  }
+  return result;
+}
+
+/// y[k·F + c] += alpha[k·stride] · x[k·F + c] for heads k < H and c < F (inlined: F is small).
+template <class T, class Arch = kernels::default_arch>
+RUVECTOR_ATTENTION_ALWAYS_INLINE void head_axpy(const T* alpha, std::size_t stride, const T* x,
+                                                T* y, std::size_t H, std::size_t F) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  for (std::size_t h = 0; h < H; ++h) {
+    const T a = alpha[h * stride];
+    const B av(a);
+    const T* xh = x + h * F;
+    T* yh = y + h * F;
+    std::size_t c = 0;
+    for (; c + W <= F; c += W) {
+      xsimd::fma(av, B::load_unaligned(xh + c), B::load_unaligned(yh + c)).store_unaligned(yh + c);
+    }
+    for (; c < F; ++c) yh[c] += a * xh[c];
+  }
+}
+
+/// Hints the cache to load `[p, p + bytes)` (no-op on compilers without the builtin).
+template <class T>
+RUVECTOR_ATTENTION_ALWAYS_INLINE void prefetch_bytes(const T* p, std::size_t bytes) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* c = reinterpret_cast<const char*>(p);
+  for (std::size_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o);
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
+
+/// One attention slot (an incoming edge) as seen by the per-target kernel.
+template <class T>
+struct gat_slot {
+  const T* key;        ///< projected key row [H·F] (v2 score), W_s x_j
+  const T* value;      ///< projected value row [H·F] (the message)
+  const T* key_score;  ///< v1: [H] a_src,kᵀ z_j per head
+  const T* feature;    ///< raw edge features [f] in T, or nullptr (edge term 0)
+};
+
+}  // namespace detail
+
+/// \brief GAT / GATv2 layer with optional edge features; see the file comment.
+/// Forward passes are const and thread-safe; `set_weights` is not (do not call it concurrently
+/// with a forward pass).
+template <attention_scalar T = float>
+class graph_attention {
+ public:
+  using value_type = T;
+  using weights_type = graph_attention_weights<T>;
+
+  /// \brief Builds the layer and Xavier-initialises its weights from `config.seed`. Throws
+  /// `invalid_config` for zero dimensions/heads or a non-finite slope.
+  explicit graph_attention(graph_attention_config config) : cfg_(config) {
+    require_config(cfg_.in_dim > 0, "graph_attention: in_dim must be > 0");
+    require_config(cfg_.out_dim > 0, "graph_attention: out_dim must be > 0");
+    require_config(cfg_.num_heads > 0, "graph_attention: num_heads must be > 0");
+    require_config(std::isfinite(cfg_.negative_slope),
+                   "graph_attention: negative_slope must be finite");
+    require_at_most("graph_attention: in_dim", cfg_.in_dim, max_dimension);
+    require_at_most("graph_attention: out_dim * num_heads", hf_checked(), max_dimension);
+    require_at_most("graph_attention: edge_dim", cfg_.edge_dim, max_dimension);
+    slope_ = static_cast<T>(cfg_.negative_slope);
+    initialise();
+  }
+
+  /// The configuration.
+  [[nodiscard]] const graph_attention_config& config() const noexcept { return cfg_; }
+  /// Width of one output row: H·F when concatenating heads, F when averaging.
+  [[nodiscard]] std::size_t output_dim() const noexcept {
+    return cfg_.concat ? cfg_.num_heads * cfg_.out_dim : cfg_.out_dim;
+  }
+  /// The parameters (see `graph_attention_weights` for the layout).
+  [[nodiscard]] const weights_type& weights() const noexcept { return w_; }
+
+  /// \brief Replaces the parameters; shapes are validated against the configuration and version
+  /// (`dimension_mismatch` naming the member), values must be finite (`non_finite_input`).
+  /// Members unused by the version must be empty.
+  void set_weights(weights_type w) {
+    const std::size_t H = cfg_.num_heads, F = cfg_.out_dim, HF = H * F, d = cfg_.in_dim;
+    const std::size_t f = cfg_.edge_dim;
+    const bool v1 = cfg_.version == gat_version::v1;
+    check_shape("w_source", w.w_source, HF, d);
+    check_shape("w_target", w.w_target, v1 ? 0 : HF, v1 ? 0 : d);
+    check_shape("w_edge", w.w_edge, f > 0 ? HF : 0, f);
+    check_shape("att_target", w.att_target, v1 ? H : 0, v1 ? F : 0);
+    check_shape("att_source", w.att_source, v1 ? H : 0, v1 ? F : 0);
+    check_shape("att_edge", w.att_edge, v1 && f > 0 ? H : 0, v1 && f > 0 ? F : 0);
+    check_shape("att", w.att, v1 ? 0 : H, v1 ? 0 : F);
+    w_ = std::move(w);
+    derive();
+  }
+
+  /// \brief Whole-graph forward: row i of the result (`[N, output_dim()]`) is node i's output.
+  /// `x` is `[N, in_dim]` with N = `g.num_nodes()`.
+  [[nodiscard]] row_matrix<T> forward(const matrix_cref<T>& x, const csr_graph& g) const {
+    check_graph_inputs(x, g);
+    std::optional<csr_graph> looped;
+    if (cfg_.add_self_loops) looped.emplace(g.with_self_loops(self_loop_fill::mean));
+    const csr_graph& gr = looped ? *looped : g;
+    const std::size_t N = gr.num_nodes(), H = cfg_.num_heads, HF = H * cfg_.out_dim;
+    const bool v1 = cfg_.version == gat_version::v1;
+
+    // Projections, parallel over blocks of rows (Eigen runs single-threaded inside).
+    row_matrix<T> zs(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(HF));
+    row_matrix<T> zt(static_cast<Eigen::Index>(v1 ? 0 : N), static_cast<Eigen::Index>(HF));
+    row_matrix<T> ss(static_cast<Eigen::Index>(v1 ? N : 0), static_cast<Eigen::Index>(H));
+    row_matrix<T> st(static_cast<Eigen::Index>(v1 ? N : 0), static_cast<Eigen::Index>(H));
+    constexpr std::size_t proj_block = 256;
+    parallel_for(0, (N + proj_block - 1) / proj_block, [&](std::size_t b) {
+      const auto r0 = static_cast<Eigen::Index>(b * proj_block);
+      const auto rn = static_cast<Eigen::Index>(std::min(proj_block, N - b * proj_block));
+      zs.middleRows(r0, rn).noalias() = x.middleRows(r0, rn) * w_.w_source.transpose();
+      if (v1) {
+        for (Eigen::Index r = r0; r < r0 + rn; ++r) {
+          for (std::size_t h = 0; h < H; ++h) {
+            ss(r, static_cast<Eigen::Index>(h)) = head_dot(w_.att_source, h, zs.row(r).data());
+            st(r, static_cast<Eigen::Index>(h)) = head_dot(w_.att_target, h, zs.row(r).data());
+          }
+        }
+      } else {
+        zt.middleRows(r0, rn).noalias() = x.middleRows(r0, rn) * w_.w_target.transpose();
+      }
+    });
+
+    // Edge features gathered into CSR slot order (and cast to T) once, so the attention loop
+    // reads them sequentially instead of through edge_ids (a random gather per edge).
+    const bool use_edges = cfg_.edge_dim > 0;
+    const std::size_t f = cfg_.edge_dim, E = gr.num_edges();
+    row_matrix<T> feat_csr(static_cast<Eigen::Index>(use_edges ? E : 0),
+                           static_cast<Eigen::Index>(f));
+    if (use_edges) {
+      const auto slot_ids = gr.edge_ids();
+      const double* src = gr.edge_features().data();
+      constexpr std::size_t gather_block = 4096;
+      parallel_for(0, (E + gather_block - 1) / gather_block, [&](std::size_t b) {
+        const std::size_t end = std::min(E, (b + 1) * gather_block);
+        for (std::size_t s = b * gather_block; s < end; ++s) {
+          const double* row = src + slot_ids[s] * f;
+          T* dst = feat_csr.data() + s * f;
+          for (std::size_t c = 0; c < f; ++c) dst[c] = static_cast<T>(row[c]);
+        }
+      });
+    }
+    const T* feat = feat_csr.data();
+
+    row_matrix<T> out =
+        row_matrix<T>::Zero(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(output_dim()));
+    const auto offsets = gr.offsets();
+    const auto sources = gr.sources();
+    constexpr std::size_t node_block = 64;
+    parallel_for(0, (N + node_block - 1) / node_block, [&](std::size_t b) {
+      const std::size_t end = std::min(N, (b + 1) * node_block);
+      // Gathering the rows of random neighbours is latency-bound: prefetch the rows the next
+      // target will read while this one is processed.
+      const auto prefetch = [&](std::size_t node) noexcept {
+        if (node >= N) return;
+        for (std::size_t s = offsets[node]; s < offsets[node + 1]; ++s) {
+          const auto j = static_cast<Eigen::Index>(sources[s]);
+          detail::prefetch_bytes(zs.row(j).data(), HF * sizeof(T));
+          if (v1) detail::prefetch_bytes(ss.row(j).data(), H * sizeof(T));
+        }
+      };
+      prefetch(b * node_block);
+      for (std::size_t i = b * node_block; i < end; ++i) {
+        prefetch(i + 1);
+        const std::size_t begin = offsets[i], m = offsets[i + 1] - begin;
+        const auto slot = [&](std::size_t s) noexcept {
+          const auto j = static_cast<Eigen::Index>(sources[begin + s]);
+          return detail::gat_slot<T>{zs.row(j).data(), zs.row(j).data(),
+                                     v1 ? ss.row(j).data() : nullptr,
+                                     use_edges ? feat + (begin + s) * f : nullptr};
+        };
+        const T* target = v1 ? st.row(static_cast<Eigen::Index>(i)).data()
+                             : zt.row(static_cast<Eigen::Index>(i)).data();
+        attend(target, m, slot, out.row(static_cast<Eigen::Index>(i)).data());
+      }
+    });
+    return out;
+  }
+
+  /// \brief Node `node`'s output (= `forward(x, g).row(node)`), computing only its neighbourhood.
+  [[nodiscard]] std::vector<T> forward_neighborhood(std::size_t node, const matrix_cref<T>& x,
+                                                    const csr_graph& g) const {
+    check_graph_inputs(x, g, /*needs_edge_features=*/true, /*scan_x=*/false);
+    check_node(node, g.num_nodes());
+    check_row_finite("graph_attention: x", x, node);
+    std::vector<std::size_t> nbrs(g.in_neighbors(node).begin(), g.in_neighbors(node).end());
+    const auto ids = g.in_edge_ids(node);
+    const bool use_edges = cfg_.edge_dim > 0;
+    const std::size_t f = cfg_.edge_dim;
+    row_matrix<T> feats(static_cast<Eigen::Index>(use_edges ? nbrs.size() : 0),
+                        static_cast<Eigen::Index>(f));
+    for (std::size_t s = 0; use_edges && s < nbrs.size(); ++s) {
+      feats.row(static_cast<Eigen::Index>(s)) =
+          g.edge_features().row(static_cast<Eigen::Index>(ids[s])).template cast<T>();
+    }
+    if (cfg_.add_self_loops && std::find(nbrs.begin(), nbrs.end(), node) == nbrs.end()) {
+      // The added loop's features: mean of the incoming rows, zeros without any (with_self_loops).
+      nbrs.push_back(node);
+      if (use_edges) {
+        feats.conservativeResize(feats.rows() + 1, Eigen::NoChange);
+        auto row = feats.row(feats.rows() - 1);
+        row.setZero();
+        if (!ids.empty()) {
+          Eigen::Matrix<double, 1, Eigen::Dynamic> mean =
+              Eigen::Matrix<double, 1, Eigen::Dynamic>::Zero(static_cast<Eigen::Index>(f));
+          for (const std::size_t e : ids)
+            mean += g.edge_features().row(static_cast<Eigen::Index>(e));
+          mean /= static_cast<double>(ids.size());
+          row = mean.template cast<T>();
+        }
+      }
+    }
+    std::vector<T> out(output_dim());
+    const T* fp = use_edges ? feats.data() : nullptr;
+    attend_gathered(x.row(static_cast<Eigen::Index>(node)).data(), x, x, nbrs, fp, out.data(),
+                    "graph_attention: x");
+    return out;
+  }
+
+  /// \brief Seeds' shape: builds the CSR from `edge_index` (O(N + E) per call), then as above.
+  [[nodiscard]] std::vector<T> forward_neighborhood(std::size_t node, const matrix_cref<T>& x,
+                                                    std::span<const edge> edge_index) const {
+    return forward_neighborhood(
+        node, x, csr_graph::from_edges(static_cast<std::size_t>(x.rows()), edge_index));
+  }
+
+  /// \brief Attention of `node` over its k-hop in-neighbourhood N_k (see the file comment): each
+  /// node of N_k once, no edge term (so `g` needs no edge features), plus `node` itself when
+  /// `add_self_loops`.
+  [[nodiscard]] std::vector<T> forward_k_hop(std::size_t node, const matrix_cref<T>& x,
+                                             const csr_graph& g, std::size_t k) const {
+    check_graph_inputs(x, g, /*needs_edge_features=*/false, /*scan_x=*/false);
+    check_node(node, g.num_nodes());
+    check_row_finite("graph_attention: x", x, node);
+    std::vector<std::size_t> nbrs = g.k_hop_in_neighbors(node, k);
+    if (cfg_.add_self_loops && !std::binary_search(nbrs.begin(), nbrs.end(), node)) {
+      nbrs.insert(std::lower_bound(nbrs.begin(), nbrs.end(), node), node);
+    }
+    std::vector<T> out(output_dim());
+    attend_gathered(x.row(static_cast<Eigen::Index>(node)).data(), x, x, nbrs, nullptr, out.data(),
+                    "graph_attention: x");
+    return out;
+  }
+
+  /// \brief Seeds' shape: builds the CSR from `edge_index` (O(N + E) per call), then as above.
+  [[nodiscard]] std::vector<T> forward_k_hop(std::size_t node, const matrix_cref<T>& x,
+                                             std::span<const edge> edge_index,
+                                             std::size_t k) const {
+    return forward_k_hop(node, x,
+                         csr_graph::from_edges(static_cast<std::size_t>(x.rows()), edge_index), k);
+  }
+
+  /// \brief One query node over explicit neighbour slots with edge features `edge_attr`
+  /// (`[neighbors.size(), edge_dim]`, row s = slot s); see the file comment.
+  [[nodiscard]] std::vector<T> forward_with_edges(std::span<const T> query,
+                                                  const matrix_cref<T>& keys,
+                                                  const matrix_cref<T>& values,
+                                                  std::span<const std::size_t> neighbors,
+                                                  const matrix_cref<T>& edge_attr) const {
+    check_query_inputs(query, keys, values, neighbors);
+    require_dimension("forward_with_edges: edge_attr.rows() (one row per neighbour)",
+                      static_cast<std::size_t>(edge_attr.rows()), neighbors.size());
+    require_dimension("forward_with_edges: edge_attr.cols() (edge_dim)",
+                      static_cast<std::size_t>(edge_attr.cols()), cfg_.edge_dim);
+    require_finite("forward_with_edges: edge_attr", edge_attr.data(),
+                   static_cast<std::size_t>(edge_attr.rows()),
+                   static_cast<std::size_t>(edge_attr.cols()), edge_attr.outerStride());
+    std::vector<T> out(output_dim());
+    if (cfg_.edge_dim == 0) {
+      attend_gathered(query.data(), keys, values, neighbors, nullptr, out.data());
+    } else {
+      const row_matrix<T> feats = edge_attr;  // contiguous copy
+      attend_gathered(query.data(), keys, values, neighbors, feats.data(), out.data());
+    }
+    return out;
+  }
+
+  /// \brief As above without edge features (edge term 0).
+  [[nodiscard]] std::vector<T> forward_with_edges(std::span<const T> query,
+                                                  const matrix_cref<T>& keys,
+                                                  const matrix_cref<T>& values,
+                                                  std::span<const std::size_t> neighbors) const {
+    check_query_inputs(query, keys, values, neighbors);
+    std::vector<T> out(output_dim());
+    attend_gathered(query.data(), keys, values, neighbors, nullptr, out.data());
+    return out;
+  }
+
+  /// \brief The library's vector API: `query` attends over every key row once, no edge features.
+  /// Throws `invalid_argument` for an empty key set.
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    const auto n = static_cast<std::size_t>(keys.rows());
+    require_non_empty("graph_attention::compute: keys", n);
+    std::vector<std::size_t> all(n);
+    for (std::size_t j = 0; j < n; ++j) all[j] = j;
+    return forward_with_edges(query, keys, values, all);
+  }
+
+ private:
+  [[nodiscard]] std::size_t hf_checked() const {
+    require_at_most("graph_attention: num_heads", cfg_.num_heads, max_dimension);
+    require_at_most("graph_attention: out_dim", cfg_.out_dim, max_dimension);
+    return cfg_.num_heads * cfg_.out_dim;
+  }
+
+  static void check_shape(const char* name, const row_matrix<T>& m, std::size_t rows,
+                          std::size_t cols) {
+    std::string what = "graph_attention::set_weights: ";
+    what.append(name);
+    require_dimension(std::string(what).append(".rows()"), static_cast<std::size_t>(m.rows()),
+                      rows);
+    if (rows > 0) {
+      require_dimension(std::string(what).append(".cols()"), static_cast<std::size_t>(m.cols()),
+                        cols);
+    }
+    require_finite(what, m.data(), static_cast<std::size_t>(m.rows()),
+                   static_cast<std::size_t>(m.cols()), static_cast<std::ptrdiff_t>(m.cols()));
+  }
+
+  void check_node(std::size_t node, std::size_t n) const {
+    if (node >= n) {
+      std::string msg = "invalid argument: graph_attention: node ";
+      msg.append(std::to_string(node))
+          .append(" is out of range (num_nodes is ")
+          .append(std::to_string(n))
+          .append(")");
+      throw invalid_argument(msg);
+    }
+  }
+
+  // `scan_x = false` (per-node paths): only the rows actually used are checked, by
+  // `attend_gathered`, so one node costs O(its neighbourhood), not O(N·d).
+  void check_graph_inputs(const matrix_cref<T>& x, const csr_graph& g,
+                          bool needs_edge_features = true, bool scan_x = true) const {
+    require_dimension("graph_attention: x.rows() (must equal g.num_nodes())",
+                      static_cast<std::size_t>(x.rows()), g.num_nodes());
+    require_dimension("graph_attention: x.cols() (in_dim)", static_cast<std::size_t>(x.cols()),
+                      cfg_.in_dim);
+    if (needs_edge_features && cfg_.edge_dim > 0) {
+      require_dimension(
+          "graph_attention: g.edge_dim() (config edge_dim; build the graph with "
+          "edge features)",
+          g.edge_dim(), cfg_.edge_dim);
+    }
+    if (scan_x) {
+      require_finite("graph_attention: x", x.data(), static_cast<std::size_t>(x.rows()),
+                     static_cast<std::size_t>(x.cols()), x.outerStride());
+    }
+  }
+
+  /// Throws `non_finite_input` naming `what[row][col]` for the first NaN/Inf of row `row`.
+  static void check_row_finite(std::string_view what, const matrix_cref<T>& m, std::size_t row) {
+    const T* p = m.row(static_cast<Eigen::Index>(row)).data();
+    for (std::size_t c = 0; c < static_cast<std::size_t>(m.cols()); ++c) {
+      if (!std::isfinite(p[c])) detail::throw_non_finite(what, row, c, p[c]);
+    }
+  }
+
+  void check_query_inputs(std::span<const T> query, const matrix_cref<T>& keys,
+                          const matrix_cref<T>& values,
+                          std::span<const std::size_t> neighbors) const {
+    require_dimension("forward_with_edges: query.size() (in_dim)", query.size(), cfg_.in_dim);
+    require_dimension("forward_with_edges: keys.cols() (in_dim)",
+                      static_cast<std::size_t>(keys.cols()), cfg_.in_dim);
+    require_dimension("forward_with_edges: values.cols() (in_dim)",
+                      static_cast<std::size_t>(values.cols()), cfg_.in_dim);
+    require_dimension("forward_with_edges: values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()),
+                      static_cast<std::size_t>(keys.rows()));
+    for (std::size_t s = 0; s < neighbors.size(); ++s) {
+      if (neighbors[s] >= static_cast<std::size_t>(keys.rows())) {
+        std::string msg = "invalid argument: forward_with_edges: neighbors[";
+        msg.append(std::to_string(s))
+            .append("] = ")
+            .append(std::to_string(neighbors[s]))
+            .append(" is out of range, expected < keys.rows() = ")
+            .append(std::to_string(keys.rows()));
+        throw invalid_argument(msg);
+      }
+    }
+    require_finite("forward_with_edges: query", query);
+    // keys / values rows are checked as they are gathered (only the referenced rows).
+  }
+
+  /// a_k · z[k·F .. (k+1)·F) for head k of a [H, F] attention matrix.
+  [[nodiscard]] T head_dot(const row_matrix<T>& a, std::size_t h, const T* z) const noexcept {
+    const std::size_t F = cfg_.out_dim;
+    return kernels::dot(a.row(static_cast<Eigen::Index>(h)).data(), z + h * F, F);
+  }
+
+  /// Per-node path: projects the query and the gathered key/value rows, then `attend`.
+  /// `feats` is a contiguous [m, edge_dim] block in slot order, or nullptr.
+  /// Every referenced key/value row must be finite (`non_finite_input` names it).
+  void attend_gathered(const T* query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                       std::span<const std::size_t> nbrs, const T* feats, T* out,
+                       std::string_view key_name = "forward_with_edges: keys") const {
+    const std::size_t m = nbrs.size(), H = cfg_.num_heads, HF = H * cfg_.out_dim;
+    const std::size_t d = cfg_.in_dim, f = cfg_.edge_dim;
+    const bool v1 = cfg_.version == gat_version::v1;
+    const bool shared = keys.data() == values.data() && keys.outerStride() == values.outerStride();
+    row_matrix<T> kx(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(d));
+    row_matrix<T> vx(static_cast<Eigen::Index>(shared ? 0 : m), static_cast<Eigen::Index>(d));
+    for (std::size_t s = 0; s < m; ++s) {
+      const auto j = static_cast<Eigen::Index>(nbrs[s]);
+      check_row_finite(key_name, keys, nbrs[s]);
+      kx.row(static_cast<Eigen::Index>(s)) = keys.row(j);
+      if (!shared) {
+        check_row_finite("forward_with_edges: values", values, nbrs[s]);
+        vx.row(static_cast<Eigen::Index>(s)) = values.row(j);
+      }
+    }
+    const row_matrix<T> zk = kx * w_.w_source.transpose();
+    row_matrix<T> zv;
+    if (!shared) zv = vx * w_.w_source.transpose();
+    const row_matrix<T>& zval = shared ? zk : zv;
+    const auto q =
+        Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>(query, static_cast<Eigen::Index>(d));
+    Eigen::Matrix<T, 1, Eigen::Dynamic> target;
+    row_matrix<T> ks(static_cast<Eigen::Index>(v1 ? m : 0), static_cast<Eigen::Index>(H));
+    if (v1) {
+      const Eigen::Matrix<T, 1, Eigen::Dynamic> zq = q * w_.w_source.transpose();
+      target.resize(static_cast<Eigen::Index>(H));
+      for (std::size_t h = 0; h < H; ++h)
+        target(static_cast<Eigen::Index>(h)) = head_dot(w_.att_target, h, zq.data());
+      for (std::size_t s = 0; s < m; ++s) {
+        for (std::size_t h = 0; h < H; ++h) {
+          ks(static_cast<Eigen::Index>(s), static_cast<Eigen::Index>(h)) =
+              head_dot(w_.att_source, h, zk.row(static_cast<Eigen::Index>(s)).data());
+        }
+      }
+    } else {
+      target = q * w_.w_target.transpose();
+    }
+    (void)HF;
+    const auto slot = [&](std::size_t s) noexcept {
+      const auto r = static_cast<Eigen::Index>(s);
+      return detail::gat_slot<T>{zk.row(r).data(), zval.row(r).data(),
+                                 v1 ? ks.row(r).data() : nullptr,
+                                 feats != nullptr ? feats + s * f : nullptr};
+    };
+    attend(target.data(), m, slot, out);
+  }
+
+  /// The per-target kernel. `target`: v1 [H] a_tgt,kᵀ z_i; v2 [H·F] W_t x_i. Writes
+  /// `output_dim()` values to `out` (zeros when m == 0).
+  template <class Slot>
+  void attend(const T* target, std::size_t m, const Slot& slot, T* out) const noexcept {
+    const std::size_t H = cfg_.num_heads, F = cfg_.out_dim, HF = H * F, f = cfg_.edge_dim;
+    const std::size_t od = output_dim();
+    for (std::size_t c = 0; c < od; ++c) out[c] = T(0);
+    if (m == 0) return;
+    const bool v1 = cfg_.version == gat_version::v1;
+    // scores[h·m + s]; head accumulators (mean mode); W_e e for v2 with edges.
+    T* scores = detail::thread_scratch<T, 0>(H * m);
+    T* acc = cfg_.concat ? out : detail::thread_scratch<T, 1>(HF);
+    T* ze = detail::thread_scratch<T, 2>(HF);
+    if (!cfg_.concat) std::fill(acc, acc + HF, T(0));
+    for (std::size_t s = 0; s < m; ++s) {
+      const detail::gat_slot<T> sl = slot(s);
+      if (v1) {
+        // s_ij,k = LeakyReLU(a_tgtᵀ z_i + a_srcᵀ z_j + (a_edgeᵀ W_e) e)
+        for (std::size_t h = 0; h < H; ++h) {
+          T v = target[h] + sl.key_score[h];
+          if (sl.feature != nullptr) {
+            v += kernels::dot(u_edge_.row(static_cast<Eigen::Index>(h)).data(), sl.feature, f);
+          }
+          scores[h * m + s] = detail::leaky_relu(v, slope_);
+        }
+      } else {
+        // s_ij,k = a_kᵀ LeakyReLU(W_t x_i + W_s x_j + W_e e)
+        if (sl.feature != nullptr) {
+          // W_e e as Σ_c e[c]·(column c of W_e): f contiguous AXPYs of length H·F.
+          std::fill(ze, ze + HF, T(0));
+          for (std::size_t c = 0; c < f; ++c) {
+            kernels::axpy(sl.feature[c], w_edge_t_.row(static_cast<Eigen::Index>(c)).data(), ze,
+                          HF);
+          }
+          for (std::size_t h = 0; h < H; ++h) {
+            scores[h * m + s] = detail::gatv2_head_score<true, T>(
+                target + h * F, sl.key + h * F, ze + h * F,
+                w_.att.row(static_cast<Eigen::Index>(h)).data(), F, slope_);
+          }
+        } else {
+          for (std::size_t h = 0; h < H; ++h) {
+            scores[h * m + s] = detail::gatv2_head_score<false, T>(
+                target + h * F, sl.key + h * F, nullptr,
+                w_.att.row(static_cast<Eigen::Index>(h)).data(), F, slope_);
+          }
+        }
+      }
+    }
+    for (std::size_t h = 0; h < H; ++h) kernels::softmax(scores + h * m, m);
+    // out_k += α_k,s · z_s[k·F, (k+1)·F) for every slot and head.
+    for (std::size_t s = 0; s < m; ++s) {
+      detail::head_axpy<T>(scores + s, m, slot(s).value, acc, H, F);
+    }
+    if (!cfg_.concat) {
+      const T inv = T(1) / static_cast<T>(H);
+      for (std::size_t c = 0; c < F; ++c) {
+        T sum = T(0);
+        for (std::size_t h = 0; h < H; ++h) sum += acc[h * F + c];
+        out[c] = sum * inv;
+      }
+    }
+  }
+
+  void initialise() {
+    rng gen(cfg_.seed);
+    const std::size_t H = cfg_.num_heads, F = cfg_.out_dim, HF = H * F, d = cfg_.in_dim;
+    const std::size_t f = cfg_.edge_dim;
+    const bool v1 = cfg_.version == gat_version::v1;
+    weights_type w;
+    w.w_source = xavier(gen, HF, d, d, HF);
+    if (!v1) w.w_target = xavier(gen, HF, d, d, HF);
+    if (f > 0) w.w_edge = xavier(gen, HF, f, f, HF);
+    if (v1) {
+      const std::size_t fan_in = F * (f > 0 ? 3 : 2);
+      w.att_target = xavier(gen, H, F, fan_in, 1);
+      w.att_source = xavier(gen, H, F, fan_in, 1);
+      if (f > 0) w.att_edge = xavier(gen, H, F, fan_in, 1);
+    } else {
+      w.att = xavier(gen, H, F, F, 1);
+    }
+    w_ = std::move(w);
+    derive();
+  }
+
+  /// v1 edge term folded per head: u_k = W_e,kᵀ a_edge,k, so a_edge,kᵀ W_e,k e = u_k · e.
+  /// v2: W_eᵀ stored row-major ([f, H·F]) so W_e e is f contiguous AXPYs.
+  void derive() {
+    const std::size_t H = cfg_.num_heads, F = cfg_.out_dim, f = cfg_.edge_dim;
+    w_edge_t_.resize(0, 0);
+    if (cfg_.version == gat_version::v2 && f > 0) w_edge_t_ = w_.w_edge.transpose();
+    if (cfg_.version != gat_version::v1 || f == 0) {
+      u_edge_.resize(0, 0);
+      return;
+    }
+    u_edge_.resize(static_cast<Eigen::Index>(H), static_cast<Eigen::Index>(f));
+    for (std::size_t h = 0; h < H; ++h) {
+      u_edge_.row(static_cast<Eigen::Index>(h)) =
+          w_.att_edge.row(static_cast<Eigen::Index>(h)) *
+          w_.w_edge.middleRows(static_cast<Eigen::Index>(h * F), static_cast<Eigen::Index>(F));
+    }
+  }
+
+  static row_matrix<T> xavier(rng& gen, std::size_t rows, std::size_t cols, std::size_t fan_in,
+                              std::size_t fan_out) {
+    const double a = std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
+    row_matrix<T> w(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+    for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = gen.uniform<T>(T(-a), T(a));
+    return w;
+  }
+
+  graph_attention_config cfg_;
+  T slope_ = T(0.2);
+  weights_type w_;
+  row_matrix<T> u_edge_;    // [H, f], v1 with edges only
+  row_matrix<T> w_edge_t_;  // [f, H·F], v2 with edges only
+};
+
+/// \brief The seeds' name (`EdgeFeaturedAttention`): the same layer. Note the seeds' defaults
+/// were `add_self_loops = true` and the v1 scoring; here the defaults are false and v2.
+template <attention_scalar T = float>
+using edge_featured_attention = graph_attention<T>;
+
+}  // namespace ruvector::attention
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/graph/edge_featured.hpp ----
+// ---- begin ruvector/attention/graph/rope.hpp ----
+/// \file graph/rope.hpp
+/// \brief Rotary position embeddings (RoPE; Su et al. 2021, "RoFormer: Enhanced Transformer with
+/// Rotary Position Embedding") with positions taken from a graph, and attention over them (the
+/// seeds' `GraphRoPE`).
+///
+/// **Rotation.** A vector x ∈ R^d (d even) is split into d/2 coordinate pairs; pair i is rotated
+/// by the angle φ_i(p) = (p/s)·θ_i, θ_i = base^(−2i/d), i = 0 .. d/2 − 1:
+///
+///     (x'_a, x'_b) = (x_a cos φ_i − x_b sin φ_i,  x_a sin φ_i + x_b cos φ_i)
+///
+/// where (a, b) = (2i, 2i + 1) for `rope_pairing::interleaved` (RoFormer, the default) and
+/// (i, i + d/2) for `rope_pairing::half` (the GPT-NeoX/LLaMA "rotate-half" layout the Rust crate
+/// used). s is `scaling_factor` (position interpolation: s > 1 compresses positions). R(p) is
+/// orthogonal, R(p)ᵀ = R(−p) and R(p)R(r) = R(p + r), so
+///
+///     ⟨R(p)q, R(r)k⟩ = ⟨q, R(r − p)k⟩
+///
+/// depends on the positions only through r − p (the relative-position property).
+///
+/// **Attention** (`graph_rope_attention`): s_j = scale·⟨R(p_q)q, R(p_j)k_j⟩ (scale = 1/√d by
+/// default), w = softmax(s), out = Σ_j w_j v_j. The score is evaluated as
+/// ⟨k_j, R(p_j)ᵀ R(p_q) q⟩ = Σ_m k_j[m]·(C[m]·q̃[m] + S[m]·q̃⊥[m]) with q̃ = R(p_q)q, so the keys
+/// are never rotated or copied: one fused pass per key over k_j and the cached cos/sin row of p_j.
+///
+/// **Graph positions.** Positions are real numbers. They can be given per node, or come from the
+/// (undirected) hop distance to a root node (`csr_graph::hop_distances`) through the bucketing
+///
+///     bucket(δ) = min(M − 1, δ)                          for δ ≤ E
+///     bucket(δ) = min(M − 1, E + ⌈log₂(δ / E)⌉)          for δ > E
+///
+/// with E = `exact_distances` (default 8) and M = `max_position` (default 512): hop counts up to E
+/// are kept exactly, beyond that each doubling of the distance adds one position (δ ∈ (E, 2E] →
+/// E + 1, (2E, 4E] → E + 2, ...), and every bucket is clamped to M − 1. The map is monotone
+/// non-decreasing and never skips a value below its clamp. Unreachable nodes (δ = SIZE_MAX) get
+/// min(M − 1, E + ⌈log₂(SIZE_MAX/E)⌉), the largest bucket any distance gets (69 for E = 8 on a
+/// 64-bit platform); mask them if they should not be attended to.
+///
+/// Differences from the Rust crate (all deliberate):
+/// - The seeds' bucketing was 8 + min(⌈log₂ δ⌉, M − 8) for δ > 8, which jumps from 8 to 12 at
+///   δ = 9 (positions 9–11 are never used) and clamps at M rather than at the table's last row
+///   M − 1. Here the log part starts right after the exact range.
+/// - Odd dimensions are rejected (`invalid_config`); the seeds left the last coordinate at 0.
+/// - Positions are not clamped when rotating: the seeds clamped every position to M − 1 (the
+///   size of their table), so all keys past it became indistinguishable. Here the cached table
+///   only accelerates integer positions in [0, M); any other real position is computed on the
+///   fly with the same double-precision formula, so both paths give bit-identical results.
+/// - `compute_with_mask` keeps every key's position; the seeds filtered the keys first and then
+///   renumbered them 0..n'−1, so masking a key shifted the positions of the keys after it.
+///
+/// Numerical conventions: θ_i and the angles (p/s)·θ_i and their cos/sin are evaluated in double
+/// (sin/cos by xsimd's vectorised `sincos`, within 1 ulp of std::sin/cos) and rounded to T once
+/// (the cache stores those rounded values: 2·M·d·sizeof(T) bytes, e.g. 1 MiB for d = 256, M = 512,
+/// float; `cache_table = false` disables it). The rotation itself and the scores are computed in T;
+/// a rotation preserves norms to a few ε_T. Positions must be finite
+/// (`non_finite_input`).
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention {
+
+/// \brief Which coordinates form the rotated pairs.
+enum class rope_pairing {
+  interleaved,  ///< (x_{2i}, x_{2i+1}) — RoFormer (Su et al. 2021), the default
+  half,         ///< (x_i, x_{i+d/2}) — GPT-NeoX / LLaMA "rotate half", the Rust crate's layout
+};
+
+/// \brief Configuration of `graph_rope` (the seeds' `RoPEConfig`, plus the bucketing).
+struct graph_rope_config {
+  std::size_t dim = 256;        ///< d: vector dimension; must be even and > 0
+  double base = 10000.0;        ///< θ_i = base^(−2i/d); finite and > 1
+  double scaling_factor = 1.0;  ///< s: angles use p/s; finite and > 0
+  rope_pairing pairing = rope_pairing::interleaved;
+  std::size_t exact_distances = 8;  ///< E: hop distances ≤ E are kept exactly; ≥ 1
+  std::size_t max_position = 512;  ///< M: buckets are clamped to M − 1; rows of the cos/sin cache
+  bool cache_table = true;         ///< cache cos/sin of the integer positions 0 .. M − 1
+};
+
+template <attention_scalar T>
+class graph_rope_attention;
+
+namespace detail {
+
+/// Σ_m k[m]·(c[m]·a[m] + s[m]·b[m]): the RoPE score ⟨k, R(r)ᵀ q̃⟩ with a = q̃, b = q̃⊥ and (c, s)
+/// the expanded cos/sin row of position r. Two accumulators per step.
+template <class T, class Arch = kernels::default_arch>
+[[nodiscard]] T rope_rotated_dot(const T* k, const T* c, const T* s, const T* a, const T* b,
+                                 std::size_t d) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  std::size_t m = 0;
+  T result = T(0);
+  if (d >= W) {
+    B acc0(T(0)), acc1(T(0));
+    for (; m + 2 * W <= d; m += 2 * W) {
+      const B w0 = xsimd::fma(B::load_unaligned(c + m), B::load_unaligned(a + m),
+                              B::load_unaligned(s + m) * B::load_unaligned(b + m));
+      const B w1 = xsimd::fma(B::load_unaligned(c + m + W), B::load_unaligned(a + m + W),
+                              B::load_unaligned(s + m + W) * B::load_unaligned(b + m + W));
+      acc0 = xsimd::fma(B::load_unaligned(k + m), w0, acc0);
+      acc1 = xsimd::fma(B::load_unaligned(k + m + W), w1, acc1);
+    }
+    for (; m + W <= d; m += W) {
+      const B w0 = xsimd::fma(B::load_unaligned(c + m), B::load_unaligned(a + m),
+                              B::load_unaligned(s + m) * B::load_unaligned(b + m));
+      acc0 = xsimd::fma(B::load_unaligned(k + m), w0, acc0);
+    }
+    result = kernels::detail::hsum(acc0 + acc1);
+  }
+  for (; m < d; ++m) result += k[m] * (c[m] * a[m] + s[m] * b[m]);
+  return result;
+}
+
+/// out[m] = c[m]·x[m] + sign·s[m]·xp[m] (element-wise; out may be exactly x).
+template <class T, class Arch = kernels::default_arch>
+void rope_combine(const T* x, const T* xp, const T* c, const T* s, T sign, T* out,
+                  std::size_t d) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const B sb(sign);
+  std::size_t m = 0;
+  for (; m + W <= d; m += W) {
+    xsimd::fma(B::load_unaligned(c + m), B::load_unaligned(x + m),
+               sb * B::load_unaligned(s + m) * B::load_unaligned(xp + m))
+        .store_unaligned(out + m);
+  }
+  for (; m < d; ++m) out[m] = c[m] * x[m] + sign * s[m] * xp[m];
+}
+
+}  // namespace detail
+
+/// \brief Rotary position embedding with graph-derived positions; see the file comment.
+/// Immutable after construction and safe to share across threads.
+template <attention_scalar T>
+class graph_rope {
+ public:
+  using value_type = T;
+
+  /// Builds the frequencies (and the cos/sin cache unless `cache_table` is false). Throws
+  /// `invalid_config` on an odd or zero dim, base ≤ 1, scaling_factor ≤ 0, exact_distances = 0
+  /// or max_position = 0; `input_too_large` when the cache would exceed 2^28 values.
+  explicit graph_rope(const graph_rope_config& config) : config_(validated(config)) {
+    const std::size_t d = config_.dim;
+    const std::size_t h = d / 2;
+    theta_.resize(h);
+    for (std::size_t i = 0; i < h; ++i)
+      theta_[i] = std::pow(config_.base, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+    if (config_.cache_table) {
+      const std::size_t rows = config_.max_position;
+      cos_.resize(rows * d);
+      sin_.resize(rows * d);
+      for (std::size_t p = 0; p < rows; ++p)
+        fill_row(static_cast<double>(p), cos_.data() + p * d, sin_.data() + p * d);
+    }
+  }
+
+  /// Convenience: `graph_rope(dim)` with the other fields at their defaults.
+  explicit graph_rope(std::size_t dim) : graph_rope(graph_rope_config{.dim = dim}) {}
+
+  [[nodiscard]] const graph_rope_config& config() const noexcept { return config_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return config_.dim; }
+  /// θ_i = base^(−2i/d), i < d/2 (double).
+  [[nodiscard]] std::span<const double> frequencies() const noexcept { return theta_; }
+
+  /// \brief out = R(position)·x. `out` may be exactly `x` (in-place), but must not otherwise
+  /// overlap it. Throws `dimension_mismatch` on sizes ≠ dim, `non_finite_input` on a non-finite
+  /// position.
+  void rotate(std::span<const T> x, double position, std::span<T> out) const {
+    require_dimension("graph_rope::rotate: x.size()", x.size(), dim());
+    require_dimension("graph_rope::rotate: out.size()", out.size(), dim());
+    if (!std::isfinite(position))
+      detail::throw_non_finite("graph_rope::rotate: position", 0, position);
+    rotate_unchecked(x.data(), position, out.data(), T(-1));
+  }
+
+  /// \brief R(position)·x as a new vector.
+  [[nodiscard]] std::vector<T> rotate(std::span<const T> x, double position) const {
+    std::vector<T> out(dim());
+    rotate(x, position, out);
+    return out;
+  }
+
+  /// \brief Row i of the result is R(positions[i])·x.row(i). Throws `dimension_mismatch` unless
+  /// x.cols() == dim and positions.size() == x.rows(); `non_finite_input` naming the first
+  /// non-finite position.
+  [[nodiscard]] row_matrix<T> rotate_rows(const matrix_cref<T>& x,
+                                          std::span<const double> positions) const {
+    const auto n = static_cast<std::size_t>(x.rows());
+    require_dimension("graph_rope::rotate_rows: x.cols()", static_cast<std::size_t>(x.cols()),
+                      dim());
+    require_dimension("graph_rope::rotate_rows: positions.size() (must equal x.rows())",
+                      positions.size(), n);
+    require_finite("graph_rope::rotate_rows: positions", positions);
+    row_matrix<T> out(x.rows(), x.cols());
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto r = static_cast<Eigen::Index>(i);
+      rotate_unchecked(x.row(r).data(), positions[i], out.row(r).data(), T(-1));
+    }
+    return out;
+  }
+
+  /// \brief The position of a hop distance δ (see the file comment): δ for δ ≤ E, else
+  /// E + ⌈log₂(δ/E)⌉, clamped to max_position − 1.
+  [[nodiscard]] std::size_t bucket(std::size_t distance) const noexcept {
+    const std::size_t e = config_.exact_distances;
+    std::size_t b = distance;
+    if (distance > e) {
+      // ⌈log₂(δ/E)⌉ = ⌈log₂⌈δ/E⌉⌉ = bit_width(⌈δ/E⌉ − 1) for ⌈δ/E⌉ ≥ 2.
+      const std::size_t ratio = (distance - 1) / e + 1;
+      b = e + static_cast<std::size_t>(std::bit_width(ratio - 1));
+    }
+    return std::min(b, config_.max_position - 1);
+  }
+
+  /// \brief bucket(distances[i]) for every i, as positions.
+  [[nodiscard]] std::vector<double> bucket_positions(std::span<const std::size_t> distances) const {
+    std::vector<double> out(distances.size());
+    for (std::size_t i = 0; i < distances.size(); ++i)
+      out[i] = static_cast<double>(bucket(distances[i]));
+    return out;
+  }
+
+  /// \brief Positions of every node of `graph`: the bucketed undirected hop distance from `root`
+  /// (`csr_graph::hop_distances`; unreachable nodes get bucket(SIZE_MAX)). Throws
+  /// `invalid_argument` if root ≥ graph.num_nodes().
+  [[nodiscard]] std::vector<double> positions_from_root(const csr_graph& graph,
+                                                        std::size_t root) const {
+    return bucket_positions(graph.hop_distances(root));
+  }
+
+ private:
+  friend class graph_rope_attention<T>;
+
+  /// Pointers to the expanded cos/sin rows (length d) of `position`: the cached row for
+  /// integer positions in [0, max_position), otherwise computed into `c_buf`/`s_buf`.
+  void angle_rows(double position, T* c_buf, T* s_buf, const T*& c, const T*& s) const noexcept {
+    if (!cos_.empty() && position >= 0.0 && position < static_cast<double>(config_.max_position) &&
+        position == std::floor(position)) {
+      const std::size_t p = static_cast<std::size_t>(position) * dim();
+      c = cos_.data() + p;
+      s = sin_.data() + p;
+      return;
+    }
+    fill_row(position, c_buf, s_buf);
+    c = c_buf;
+    s = s_buf;
+  }
+
+  /// xp = x⊥, the pair partner of every coordinate with the sign that makes
+  /// R(p)x = C⊙x − S⊙x⊥ and R(p)ᵀx = C⊙x + S⊙x⊥: for a pair (a, b), x⊥_a = x_b and x⊥_b = −x_a.
+  void perpendicular(const T* x, T* xp) const noexcept {
+    const std::size_t d = dim();
+    if (config_.pairing == rope_pairing::interleaved) {
+      for (std::size_t m = 0; m < d; m += 2) {
+        xp[m] = x[m + 1];
+        xp[m + 1] = -x[m];
+      }
+    } else {
+      const std::size_t h = d / 2;
+      for (std::size_t i = 0; i < h; ++i) {
+        xp[i] = x[i + h];
+        xp[i + h] = -x[i];
+      }
+    }
+  }
+
+  /// out = R(sign·position)·x without validation (sign = −1: R(p); sign = +1: R(p)ᵀ).
+  /// `out` may be exactly `x`. Uses thread scratch slots 5–7.
+  void rotate_unchecked(const T* x, double position, T* out, T sign) const {
+    const std::size_t d = dim();
+    T* xp = detail::thread_scratch<T, 5>(d);
+    T* cb = detail::thread_scratch<T, 6>(d);
+    T* sb = detail::thread_scratch<T, 7>(d);
+    const T* c = nullptr;
+    const T* s = nullptr;
+    angle_rows(position, cb, sb, c, s);
+    perpendicular(x, xp);
+    detail::rope_combine(x, xp, c, s, sign, out, d);
+  }
+
+  static const graph_rope_config& validated(const graph_rope_config& c) {
+    require_config(c.dim > 0 && c.dim % 2 == 0, "graph_rope: dim must be even and > 0");
+    require_at_most("graph_rope: dim", c.dim, max_dimension);
+    require_config(std::isfinite(c.base) && c.base > 1.0,
+                   "graph_rope: base must be finite and > 1");
+    require_config(std::isfinite(c.scaling_factor) && c.scaling_factor > 0.0,
+                   "graph_rope: scaling_factor must be finite and > 0");
+    require_config(c.exact_distances > 0, "graph_rope: exact_distances must be > 0");
+    require_config(c.max_position > 0, "graph_rope: max_position must be > 0");
+    if (c.cache_table) {
+      require_at_most("graph_rope: max_position (with cache_table)", c.max_position,
+                      (std::size_t{1} << 28) / c.dim);
+    }
+    return c;
+  }
+
+  /// Expanded cos/sin of position p: both coordinates of pair i get cos/sin((p/s)·θ_i), evaluated
+  /// in double with xsimd's vectorised sincos (≤ 1 ulp) W angles at a time, then rounded to T.
+  void fill_row(double p, T* c, T* s) const noexcept {
+    using B = kernels::batch<double>;
+    constexpr std::size_t W = B::size;
+    const std::size_t d = dim();
+    const std::size_t h = d / 2;
+    const double scaled = p / config_.scaling_factor;
+    const bool interleaved = config_.pairing == rope_pairing::interleaved;
+    double angle[W];
+    double sin_v[W];
+    double cos_v[W];
+    for (std::size_t i0 = 0; i0 < h; i0 += W) {
+      const std::size_t lanes = std::min(W, h - i0);
+      for (std::size_t l = 0; l < W; ++l) angle[l] = l < lanes ? scaled * theta_[i0 + l] : 0.0;
+      const auto sc = xsimd::sincos(B::load_unaligned(angle));
+      sc.first.store_unaligned(sin_v);
+      sc.second.store_unaligned(cos_v);
+      for (std::size_t l = 0; l < lanes; ++l) {
+        const std::size_t i = i0 + l;
+        const T ci = static_cast<T>(cos_v[l]);
+        const T si = static_cast<T>(sin_v[l]);
+        const std::size_t a = interleaved ? 2 * i : i;
+        const std::size_t b = interleaved ? 2 * i + 1 : i + h;
+        c[a] = ci;
+        c[b] = ci;
+        s[a] = si;
+        s[b] = si;
+      }
+    }
+  }
+
+  graph_rope_config config_;
+  std::vector<double> theta_;
+  std::vector<T> cos_;  // [max_position, d] expanded rows (empty without the cache)
+  std::vector<T> sin_;
+};
+
+/// \brief Scaled dot-product attention over rotary-embedded queries and keys (the seeds'
+/// `GraphRoPE` attention): s_j = scale·⟨R(p_q)q, R(p_j)k_j⟩, w = softmax(s), out = Σ w_j v_j.
+/// Models `attention_mechanism` and `masked_attention_mechanism`.
+///
+/// Positions: `compute`/`compute_with_mask` use the seeds' sequence positions (query at 0, key j
+/// at j); `compute_at` takes explicit positions; `compute_from_root` uses the bucketed hop
+/// distances from a root node of a `csr_graph` (keys/values are then one row per node).
+/// Conventions as in `scaled_dot_product_attention`: max-subtracted softmax, a query whose keys
+/// are all masked outputs zeros, `check_finite` diagnoses NaN/Inf inputs after a non-finite score.
+template <attention_scalar T>
+class graph_rope_attention {
+ public:
+  using value_type = T;
+
+  /// \param rope the rotation; \param scale logit scale (default 1/√dim; finite, > 0).
+  explicit graph_rope_attention(const graph_rope_config& rope,
+                                std::optional<double> scale = std::nullopt,
+                                bool check_finite = true)
+      : rope_(rope),
+        scale_(static_cast<T>(scale ? *scale : 1.0 / std::sqrt(static_cast<double>(rope.dim)))),
+        check_finite_(check_finite) {
+    require_config(!scale || (std::isfinite(*scale) && *scale > 0.0),
+                   "graph_rope_attention: scale must be finite and > 0");
+  }
+
+  /// Convenience: default RoPE settings of dimension `dim`.
+  explicit graph_rope_attention(std::size_t dim)
+      : graph_rope_attention(graph_rope_config{.dim = dim}) {}
+
+  [[nodiscard]] const graph_rope<T>& rope() const noexcept { return rope_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return rope_.dim(); }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+
+  /// \brief Writes the output (size values.cols()) and optionally the weights (size n) of one
+  /// query at `query_position` over keys at `key_positions`; returns the log-sum-exp of the
+  /// visible scores. `key_mask` (empty = all visible) holds `true` for visible keys.
+  T compute_at_into(double query_position, std::span<const T> query,
+                    std::span<const double> key_positions, const matrix_cref<T>& keys,
+                    const matrix_cref<T>& values, std::span<T> out,
+                    std::span<const bool> key_mask = {}, std::span<T> weights = {}) const {
+    const std::size_t n = static_cast<std::size_t>(keys.rows());
+    const std::size_t d = dim();
+    const std::size_t dv = static_cast<std::size_t>(values.cols());
+    require_dimension("query.size()", query.size(), d);
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), d);
+    require_dimension("key_positions.size() (must equal keys.rows())", key_positions.size(), n);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    require_dimension("out.size() (must equal values.cols())", out.size(), dv);
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), n);
+    if (!weights.empty()) require_dimension("weights.size()", weights.size(), n);
+    if (!std::isfinite(query_position))
+      detail::throw_non_finite("query_position", 0, query_position);
+    require_finite("key_positions", key_positions);
+
+    // q̃ = R(p_q)q and its perpendicular q̃⊥ (slots 1, 2); scores in slot 0 (or `weights`).
+    T* qr = detail::thread_scratch<T, 1>(d);
+    T* qp = detail::thread_scratch<T, 2>(d);
+    rope_.rotate_unchecked(query.data(), query_position, qr, T(-1));
+    rope_.perpendicular(qr, qp);
+    T* s = weights.empty() ? detail::thread_scratch<T, 0>(n) : weights.data();
+    T* cb = detail::thread_scratch<T, 3>(d);
+    T* sb = detail::thread_scratch<T, 4>(d);
+    const auto ldk = static_cast<std::size_t>(keys.outerStride());
+    for (std::size_t j = 0; j < n; ++j) {
+      const T* c = nullptr;
+      const T* sn = nullptr;
+      rope_.angle_rows(key_positions[j], cb, sb, c, sn);
+      // ⟨R(p_q)q, R(p_j)k_j⟩ = ⟨k_j, R(p_j)ᵀq̃⟩ = Σ k_j·(C⊙q̃ + S⊙q̃⊥)
+      s[j] = scale_ * detail::rope_rotated_dot(keys.data() + j * ldk, c, sn, qr, qp, d);
+    }
+    if (check_finite_ && !kernels::all_finite(s, n))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
+    if (!key_mask.empty()) {
+      for (std::size_t j = 0; j < n; ++j)
+        if (!key_mask[j]) s[j] = -std::numeric_limits<T>::infinity();
+    }
+    const T lse = kernels::softmax(s, n);
+    kernels::weighted_row_sum(s, n, values.data(), dv,
+                              static_cast<std::size_t>(values.outerStride()), T(0), out.data());
+    if (check_finite_ && !kernels::all_finite(out.data(), dv))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
+    return lse;
+  }
+
+  /// \brief Attention output of one query at `query_position` over keys at `key_positions`.
+  [[nodiscard]] std::vector<T> compute_at(double query_position, std::span<const T> query,
+                                          std::span<const double> key_positions,
+                                          const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                                          std::span<const bool> key_mask = {}) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_at_into(query_position, query, key_positions, keys, values, out, key_mask);
+    return out;
+  }
+
+  /// \brief Output, weights and log-sum-exp of `compute_at` in one call.
+  [[nodiscard]] attention_output<T> compute_at_with_weights(
+      double query_position, std::span<const T> query, std::span<const double> key_positions,
+      const matrix_cref<T>& keys, const matrix_cref<T>& values,
+      std::span<const bool> key_mask = {}) const {
+    attention_output<T> r{std::vector<T>(static_cast<std::size_t>(values.cols())),
+                          std::vector<T>(static_cast<std::size_t>(keys.rows())), T(0)};
+    r.lse = compute_at_into(query_position, query, key_positions, keys, values, r.output, key_mask,
+                            r.weights);
+    return r;
+  }
+
+  /// \brief Graph positions: keys/values hold one row per node of `graph`; every node (and the
+  /// query, which is node `query_node`) is placed at the bucketed hop distance from `root`. With
+  /// root = query_node the query sits at 0 and each key at its own distance to the query.
+  [[nodiscard]] std::vector<T> compute_from_root(const csr_graph& graph, std::size_t root,
+                                                 std::size_t query_node, std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask = {}) const {
+    require_dimension("keys.rows() (must equal graph.num_nodes())",
+                      static_cast<std::size_t>(keys.rows()), graph.num_nodes());
+    if (query_node >= graph.num_nodes()) {
+      std::ostringstream os;
+      os << "invalid argument: query_node " << query_node << " is out of range (num_nodes is "
+         << graph.num_nodes() << ")";
+      throw invalid_argument(os.str());
+    }
+    const std::vector<double> positions = rope_.positions_from_root(graph, root);
+    return compute_at(positions[query_node], query, positions, keys, values, key_mask);
+  }
+
+  /// \brief The seeds' `compute`: query at position 0, key j at position j.
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    const std::vector<double> positions = sequence_positions(static_cast<std::size_t>(keys.rows()));
+    return compute_at(0.0, query, positions, keys, values);
+  }
+
+  /// \brief `compute` with a key mask (`true` = visible); hidden keys keep their positions.
+  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values,
+                                                 std::span<const bool> key_mask) const {
+    require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
+    const std::vector<double> positions = sequence_positions(static_cast<std::size_t>(keys.rows()));
+    return compute_at(0.0, query, positions, keys, values, key_mask);
+  }
+
+  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
+  }
+
+  /// \brief Many queries against one key set: rotates Q and K once (`rotate_rows`), then runs the
+  /// tensor-API `sdpa` (Eigen GEMM blocks, `parallel_for`). Row i of the result is the output of
+  /// query i. `key_mask` (empty = all visible) is shared by every query.
+  [[nodiscard]] row_matrix<T> compute_batch(const matrix_cref<T>& queries,
+                                            std::span<const double> query_positions,
+                                            const matrix_cref<T>& keys,
+                                            std::span<const double> key_positions,
+                                            const matrix_cref<T>& values,
+                                            std::span<const bool> key_mask = {}) const {
+    const auto lq = static_cast<std::size_t>(queries.rows());
+    const auto n = static_cast<std::size_t>(keys.rows());
+    const auto dv = static_cast<std::size_t>(values.cols());
+    require_dimension("queries.cols()", static_cast<std::size_t>(queries.cols()), dim());
+    require_dimension("query_positions.size() (must equal queries.rows())", query_positions.size(),
+                      lq);
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim());
+    require_dimension("key_positions.size() (must equal keys.rows())", key_positions.size(), n);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), n);
+    if (lq == 0) return row_matrix<T>(0, static_cast<Eigen::Index>(dv));
+    const row_matrix<T> qr = rope_.rotate_rows(queries, query_positions);
+    const row_matrix<T> kr = rope_.rotate_rows(keys, key_positions);
+    row_matrix<T> out(static_cast<Eigen::Index>(lq), static_cast<Eigen::Index>(dv));
+    const std::size_t d = dim();
+    sdpa_options<T> options;
+    options.scale = scale_;
+    options.check_finite = check_finite_;
+    const std::unique_ptr<bool[]> mask(new bool[key_mask.empty() ? 1 : n]);
+    if (!key_mask.empty()) {
+      std::copy(key_mask.begin(), key_mask.end(), mask.get());
+      options.mask.key_mask = tensor_view<const bool, 2>(mask.get(), {1, n});
+    }
+    const auto ldv = static_cast<std::ptrdiff_t>(values.outerStride());
+    sdpa<T>(tensor_view<const T, 4>(qr.data(), {1, 1, lq, d}),
+            tensor_view<const T, 4>(kr.data(), {1, 1, n, d}),
+            tensor_view<const T, 4>(values.data(), {1, 1, n, dv},
+                                    {static_cast<std::ptrdiff_t>(n) * ldv,
+                                     static_cast<std::ptrdiff_t>(n) * ldv, ldv, 1}),
+            tensor_view<T, 4>(out.data(), {1, 1, lq, dv}), options);
+    return out;
+  }
+
+ private:
+  static std::vector<double> sequence_positions(std::size_t n) {
+    std::vector<double> p(n);
+    for (std::size_t j = 0; j < n; ++j) p[j] = static_cast<double>(j);
+    return p;
+  }
+
+  graph_rope<T> rope_;
+  T scale_;
+  bool check_finite_;
+};
+
+}  // namespace ruvector::attention
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/graph/rope.hpp ----
+// ---- end ruvector/attention/graph.hpp ----
+// ---- begin ruvector/attention/hyperbolic.hpp ----
+/// \file hyperbolic.hpp
+/// \brief Entry header of the hyperbolic family: attention between points of the Poincaré ball
+/// (distance or Lorentzian scores; tangent-space, Einstein-midpoint or Fréchet-mean aggregation).
+
+// ---- begin ruvector/attention/hyperbolic/hyperbolic_attention.hpp ----
+/// \file hyperbolic/hyperbolic_attention.hpp
+/// \brief Attention between points of the Poincaré ball (Gulcehre et al. 2019, "Hyperbolic
+/// Attention Networks"; geometry of Ganea et al. 2018, "Hyperbolic Neural Networks").
+///
+/// Queries, keys and values are points of the Poincaré ball of curvature −c (c > 0). With
+///
+///     a_j = 2c‖q − k_j‖² / ((1 − c‖q‖²)(1 − c‖k_j‖²))
+///
+/// the geodesic distance is d_c(q, k_j) = (1/√c)·arcosh(1 + a_j), evaluated as
+/// (1/√c)·log1p(a_j + √(a_j(a_j + 2))) so close points keep their digits, and ‖q − k_j‖² is formed
+/// from the difference (kernels::row_squared_distances), never from ‖q‖² + ‖k‖² − 2q·k.
+///
+/// Scores (`hyperbolic_score`):
+/// - `distance`:                s_j = −d_c(q, k_j) / τ
+/// - `lorentz_squared_distance`: s_j = −d_L²(q, k_j) / τ, the squared Lorentzian distance
+///   d_L² = −2/c − 2⟨x, y⟩_L of the hyperboloid images (Law et al. 2019, "Lorentzian Distance
+///   Learning for Hyperbolic Representations"); in ball coordinates d_L² = (2/c)·a_j, a monotone
+///   function of d_c that needs no transcendental function.
+///
+/// Weights w = softmax(s) (max-subtracted; masked keys get weight 0). Aggregation of the values
+/// (`hyperbolic_aggregation`):
+/// - `tangent_origin`: out = exp₀(Σ_j w_j log₀(v_j)), with log₀(v) = artanh(√c‖v‖)·v/(√c‖v‖) and
+///   exp₀(u) = tanh(√c‖u‖)·u/(√c‖u‖). One weighted row sum with per-value coefficients.
+/// - `einstein_midpoint`: the weighted Einstein midpoint in the Klein model (Ungar 2008), mapped
+///   back to the ball. With k_j = 2v_j/(1 + c‖v_j‖²) and γ_j = 1/√(1 − c‖k_j‖²)
+///   = (1 + c‖v_j‖²)/(1 − c‖v_j‖²): m_K = Σ w_j γ_j k_j / Σ w_j γ_j
+///   = Σ w_j (2/(1 − c‖v_j‖²)) v_j / Σ w_j γ_j, and out = m_K/(1 + √(1 − c‖m_K‖²)).
+/// - `frechet_mean`: the weighted Fréchet (Karcher) mean argmin_m Σ w_j d_c(m, v_j)², by the
+///   Riemannian fixed-point iteration of `frechet_mean` (geometry/means.hpp), started at the
+///   tangent-space aggregate; the iteration count and convergence are reported by
+///   `compute_detailed`.
+///
+/// Conventions:
+/// - Inputs outside the ball are projected onto the ball of radius (1 − eps)/√c
+///   (`poincare_ball<T>::default_eps`), as `poincare_ball::project` does; values are projected
+///   implicitly (their coefficients are scaled), never copied, except for the Fréchet mean.
+/// - A query whose keys are all masked returns the origin (zeros; DESIGN §4) and all-zero weights.
+/// - `curvature` follows the seeds' sign convention (negative: −1 is the unit ball); it is a
+///   value of the object, so a trainer can rebuild the mechanism with a new curvature.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <vector>
+
 
 namespace ruvector::attention {
 
@@ -9684,281 +12028,6 @@ template <class T>
 #include <string>
 #include <vector>
 
-// ---- begin ruvector/attention/standard/scaled_dot_product.hpp ----
-/// \file standard/scaled_dot_product.hpp
-/// \brief Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"):
-///
-///     out_i = Σ_j softmax_j(s_ij) · v_j,   s_ij = scale · (q_i · k_j) + bias_ij,   scale = 1/√d
-///
-/// at both API levels:
-/// - Tensor API: `sdpa(q, k, v, out, options, extras)` over strided
-///   `[B, H, Lq, d] × [B, Hkv, Lk, d] × [B, Hkv, Lk, dv] → [B, H, Lq, dv]`. Query head h reads key
-///   head h / (H / Hkv), which is multi-query (Hkv = 1) and grouped-query attention (1 < Hkv < H).
-/// - Vector API: class `scaled_dot_product_attention<T>` — one query over a key matrix (rows =
-/// keys).
-///
-/// Conventions (DESIGN.md §4): softmax is max-subtracted and the log-sum-exp of each row can be
-/// returned; causal masking is bottom-right aligned (query i sees keys j <= i + Lk − Lq); a row
-/// that sees no key outputs zeros with all-zero weights and log-sum-exp −inf; a key mask holds
-/// `true` for visible keys. With `check_finite` (the default) NaN/±Inf in q, k or v throws
-/// `non_finite_input` naming the first bad element. The check costs nothing on the happy path:
-/// every score and output is finite iff the inputs are (0·Inf = NaN propagates through the
-/// products), so inputs are scanned only after a non-finite score or output is seen.
-///
-/// Dense products use Eigen's GEMM on blocks of 64 queries (the score block is materialised per
-/// block, never the whole [Lq, Lk] matrix for all heads); the single-query path uses the xsimd
-/// `row_dots` / `weighted_row_sum` kernels. Work is spread over batch × heads × query blocks with
-/// `parallel_for`.
-
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <limits>
-#include <memory>
-#include <optional>
-#include <span>
-#include <sstream>
-#include <string>
-#include <type_traits>
-#include <vector>
-
-
-namespace ruvector::attention {
-
-/// \brief Options of one tensor-API attention call.
-template <class T>
-struct sdpa_options {
-  /// Logit scale; defaults to 1/√d.
-  std::optional<T> scale{};
-  /// Key mask, causal flag and additive bias (see core/mask.hpp).
-  mask_spec<T> mask{};
-  /// Throw `non_finite_input` on NaN/Inf in q, k, v (and NaN/+Inf in the bias).
-  bool check_finite = true;
-  /// Queries per block (rows of the materialised score block); 0 = automatic.
-  std::size_t query_block = 0;
-};
-
-/// \brief Optional extra outputs of a tensor-API attention call (absent views are skipped).
-template <class T>
-struct sdpa_extras {
-  /// `[B, H, Lq, Lk]` attention weights (zeros for hidden keys).
-  tensor_view<T, 4> weights{};
-  /// `[B, H, Lq]` log Σ_j exp(s_ij) per query row (−inf for a row that sees no key).
-  tensor_view<T, 3> lse{};
-};
-
-/// \brief Batched scaled dot-product attention (tensor API); see the file comment.
-/// \tparam T float or double.
-/// \param q `[B, H, Lq, d]`, \param k `[B, Hkv, Lk, d]`, \param v `[B, Hkv, Lk, dv]`,
-/// \param out `[B, H, Lq, dv]` (written; must not alias the inputs). `T` is deduced from `out`,
-/// so mutable input views convert implicitly.
-template <class T>
-void sdpa(std::type_identity_t<tensor_view<const T, 4>> q,
-          std::type_identity_t<tensor_view<const T, 4>> k,
-          std::type_identity_t<tensor_view<const T, 4>> v, tensor_view<T, 4> out,
-          const std::type_identity_t<sdpa_options<T>>& options = {},
-          const std::type_identity_t<sdpa_extras<T>>& extras = {}) {
-  const detail::attention_shape shape = detail::validate_attention_args<T>(
-      q, k, v, out, options.mask, options.check_finite, extras.weights, extras.lse);
-  const std::size_t B = shape.B, H = shape.H, Hkv = shape.Hkv, Lq = shape.Lq, Lk = shape.Lk;
-  const std::size_t d = shape.d, dv = shape.dv;
-  const auto& mask = options.mask;
-
-  // ---- compute ------------------------------------------------------------------------------
-  if (B == 0 || H == 0 || Lq == 0 || dv == 0) return;
-  const T scale = options.scale ? *options.scale : T(1) / std::sqrt(static_cast<T>(d));
-  const std::size_t group = H / Hkv;
-  const std::size_t block =
-      std::min(options.query_block ? options.query_block : std::size_t{64}, Lq);  // Lq > 0 here
-  const std::size_t blocks_per_head = (Lq + block - 1) / block;
-  using Stride = Eigen::Stride<Eigen::Dynamic, 1>;
-  using CMap = Eigen::Map<const row_matrix<T>, 0, Stride>;
-  using MMap = Eigen::Map<row_matrix<T>, 0, Stride>;
-  const auto idx = [](std::size_t x) { return static_cast<Eigen::Index>(x); };
-
-  parallel_for(0, B * H * blocks_per_head, [&](std::size_t task) {
-    const std::size_t b = task / (H * blocks_per_head);
-    const std::size_t h = (task / blocks_per_head) % H;
-    const std::size_t i0 = (task % blocks_per_head) * block;
-    const std::size_t rows = std::min(block, Lq - i0);
-    const std::size_t hk = h / group;
-    const bool* key_mask = mask.key_mask.absent() ? nullptr : mask.key_mask.row(b);
-
-    T* scores = detail::thread_scratch<T>(rows * std::max<std::size_t>(Lk, 1));
-    MMap s(scores, idx(rows), idx(Lk), Stride(idx(Lk), 1));
-    const CMap qb(q.row(b, h, i0), idx(rows), idx(d), Stride(q.stride(2), 1));
-    const CMap kb(k.row(b, hk, 0), idx(Lk), idx(d), Stride(k.stride(2), 1));
-    const CMap vb(v.row(b, hk, 0), idx(Lk), idx(dv), Stride(v.stride(2), 1));
-    MMap ob(out.row(b, h, i0), idx(rows), idx(dv), Stride(out.stride(2), 1));
-    if (Lk > 0)
-      s.noalias() = scale * (qb * kb.transpose());  // scalar on the left: folded into the GEMM
-
-    for (std::size_t r = 0; r < rows; ++r) {
-      const std::size_t i = i0 + r;
-      T* row = scores + r * Lk;
-      if (options.check_finite && !kernels::all_finite(row, Lk)) {
-        detail::throw_non_finite_scores(q, k, v);
-      }
-      if (!mask.bias.absent()) {
-        const T* bias_row =
-            mask.bias.row(mask.bias.extent(0) == 1 ? 0 : b, mask.bias.extent(1) == 1 ? 0 : h, i);
-        const std::ptrdiff_t bs = mask.bias.stride(3);
-        for (std::size_t j = 0; j < Lk; ++j)
-          row[j] += bias_row[static_cast<std::ptrdiff_t>(j) * bs];
-      }
-      if (key_mask) {
-        for (std::size_t j = 0; j < Lk; ++j)
-          if (!key_mask[static_cast<std::ptrdiff_t>(j) * mask.key_mask.stride(1)])
-            row[j] = -std::numeric_limits<T>::infinity();
-      }
-      const std::size_t visible = mask.causal ? causal_visible_keys(i, Lq, Lk) : Lk;
-      for (std::size_t j = visible; j < Lk; ++j) row[j] = T(0);
-      const T lse = kernels::softmax(row, visible);
-      if (!extras.lse.absent()) extras.lse(b, h, i) = lse;
-      if (!extras.weights.absent()) {
-        T* w = extras.weights.row(b, h, i);
-        const std::ptrdiff_t ws = extras.weights.stride(3);
-        for (std::size_t j = 0; j < Lk; ++j) w[static_cast<std::ptrdiff_t>(j) * ws] = row[j];
-      }
-    }
-    // The product goes through an aligned scratch block, not straight into `out`: Eigen's
-    // kernels peel differently for differently aligned destinations, and results must not depend
-    // on where the caller's buffer happens to sit.
-    MMap o_tmp(detail::thread_scratch<T, 1>(rows * dv), idx(rows), idx(dv), Stride(idx(dv), 1));
-    if (Lk > 0) {
-      o_tmp.noalias() = s * vb;
-    } else {
-      o_tmp.setZero();
-    }
-    ob = o_tmp;
-    if (options.check_finite) {
-      for (std::size_t r = 0; r < rows; ++r) {
-        if (!kernels::all_finite(&ob(idx(r), 0), dv)) detail::throw_non_finite_scores(q, k, v);
-      }
-    }
-  });
-}
-
-/// \brief The result of a vector-API call that asked for the weights.
-template <class T>
-struct attention_output {
-  std::vector<T> output;   ///< attention output (length dv)
-  std::vector<T> weights;  ///< softmax weights over the keys (zeros for hidden keys)
-  T lse;                   ///< log Σ_j exp(s_j) over the visible keys (−inf if none)
-};
-
-/// \brief Single-query scaled dot-product attention over a key matrix (rows = keys) — the vector
-/// API and the seeds' `ScaledDotProductAttention`. Immutable and safe to share across threads.
-template <class T = float>
-class scaled_dot_product_attention {
- public:
-  using value_type = T;
-
-  /// \param dim query/key dimension; \param scale logit scale (default 1/√dim).
-  explicit scaled_dot_product_attention(std::size_t dim, std::optional<T> scale = std::nullopt,
-                                        bool check_finite = true)
-      : dim_(dim),
-        scale_(scale ? *scale : T(1) / std::sqrt(static_cast<T>(dim == 0 ? 1 : dim))),
-        check_finite_(check_finite) {
-    require_config(dim > 0, "scaled_dot_product_attention: dim must be > 0");
-    require_at_most("dim", dim, max_dimension);
-  }
-
-  [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
-  [[nodiscard]] T scale() const noexcept { return scale_; }
-
-  /// \brief Writes softmax(scale·K·q)ᵀV into `out` (size = values.cols()); optionally writes
-  /// the weights (size = keys.rows()). Returns the log-sum-exp of the visible scores.
-  /// `key_mask` (empty = all visible) holds `true` for visible keys.
-  T compute_into(std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
-                 std::span<T> out, std::span<const bool> key_mask = {},
-                 std::span<T> weights = {}) const {
-    const std::size_t n = static_cast<std::size_t>(keys.rows());
-    const std::size_t dv = static_cast<std::size_t>(values.cols());
-    require_dimension("query.size()", query.size(), dim_);
-    require_non_empty("keys", n);
-    require_at_most("keys.rows()", n, max_sequence_length);
-    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim_);
-    require_dimension("values.rows() (must equal keys.rows())",
-                      static_cast<std::size_t>(values.rows()), n);
-    require_dimension("out.size() (must equal values.cols())", out.size(), dv);
-    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), n);
-    if (!weights.empty()) require_dimension("weights.size()", weights.size(), n);
-
-    T* s = weights.empty() ? detail::thread_scratch<T>(n) : weights.data();
-    kernels::row_dots(keys.data(), n, dim_, static_cast<std::size_t>(keys.outerStride()),
-                      query.data(), scale_, s);
-    if (check_finite_ && !kernels::all_finite(s, n))
-      detail::diagnose_vector_inputs<T>(query, keys, values);
-    if (!key_mask.empty()) {
-      for (std::size_t j = 0; j < n; ++j)
-        if (!key_mask[j]) s[j] = -std::numeric_limits<T>::infinity();
-    }
-    const T lse = kernels::softmax(s, n);
-    // Fully masked rows still multiply every value by 0 so NaN/Inf in `values` is detected.
-    kernels::weighted_row_sum(s, n, values.data(), dv,
-                              static_cast<std::size_t>(values.outerStride()), T(0), out.data());
-    if (check_finite_ && !kernels::all_finite(out.data(), dv))
-      detail::diagnose_vector_inputs<T>(query, keys, values);
-    return lse;
-  }
-
-  /// \brief Attention output for one query (the seeds' `compute`).
-  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
-                                       const matrix_cref<T>& values) const {
-    std::vector<T> out(static_cast<std::size_t>(values.cols()));
-    compute_into(query, keys, values, out);
-    return out;
-  }
-
-  /// \brief Attention output with a key mask (`true` = visible; the seeds' `compute_with_mask`).
-  [[nodiscard]] std::vector<T> compute_with_mask(std::span<const T> query,
-                                                 const matrix_cref<T>& keys,
-                                                 const matrix_cref<T>& values,
-                                                 std::span<const bool> key_mask) const {
-    require_dimension("key_mask.size()", key_mask.size(), static_cast<std::size_t>(keys.rows()));
-    std::vector<T> out(static_cast<std::size_t>(values.cols()));
-    compute_into(query, keys, values, out, key_mask);
-    return out;
-  }
-
-  /// \brief Output, weights and log-sum-exp in one call.
-  [[nodiscard]] attention_output<T> compute_with_weights(
-      std::span<const T> query, const matrix_cref<T>& keys, const matrix_cref<T>& values,
-      std::span<const bool> key_mask = {}) const {
-    attention_output<T> r{std::vector<T>(static_cast<std::size_t>(values.cols())),
-                          std::vector<T>(static_cast<std::size_t>(keys.rows())), T(0)};
-    r.lse = compute_into(query, keys, values, r.output, key_mask, r.weights);
-    return r;
-  }
-
-  /// \brief Seeds-shaped adapter: keys and values as vectors of vectors (copied once).
-  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
-                                       const std::vector<std::vector<T>>& keys,
-                                       const std::vector<std::vector<T>>& values) const {
-    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
-  }
-
-  /// \brief Seeds-shaped adapter with a `std::vector<bool>` mask.
-  [[nodiscard]] std::vector<T> compute_with_mask(const std::vector<T>& query,
-                                                 const std::vector<std::vector<T>>& keys,
-                                                 const std::vector<std::vector<T>>& values,
-                                                 const std::vector<bool>& key_mask) const {
-    const std::unique_ptr<bool[]> m(new bool[key_mask.size()]);
-    std::copy(key_mask.begin(), key_mask.end(), m.get());
-    return compute_with_mask(std::span<const T>(query), to_matrix(keys, "keys"),
-                             to_matrix(values, "values"),
-                             std::span<const bool>(m.get(), key_mask.size()));
-  }
-
- private:
-  std::size_t dim_;
-  T scale_;
-  bool check_finite_;
-};
-
-}  // namespace ruvector::attention
-// ---- end ruvector/attention/standard/scaled_dot_product.hpp ----
 
 namespace ruvector::attention {
 
