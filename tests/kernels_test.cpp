@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <limits>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "ruvector/attention/kernels/detail/reference/kernels.hpp"
@@ -395,6 +397,87 @@ TYPED_TEST(KernelTest, OnlineSoftmaxAllMaskedGivesZerosNotNan) {
   for (T x : out) EXPECT_EQ(x, T(0));
   EXPECT_TRUE(st.empty());
   EXPECT_EQ(st.log_sum_exp(), -std::numeric_limits<T>::infinity());
+}
+
+// exact_knn against a brute-force double oracle: all pairwise distances, sorted by (distance,
+// index). Integer coordinates make float distances exact, so ties (and their index order) are
+// checked exactly; random real coordinates check the distances within rounding.
+std::vector<std::vector<std::pair<double, std::size_t>>> brute_force_knn(
+    const std::vector<double>& x, std::size_t n, std::size_t d, std::size_t k) {
+  std::vector<std::vector<std::pair<double, std::size_t>>> out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::vector<std::pair<double, std::size_t>> all;
+    for (std::size_t j = 0; j < n; ++j) {
+      if (j == i) continue;
+      double s = 0;
+      for (std::size_t c = 0; c < d; ++c)
+        s += (x[i * d + c] - x[j * d + c]) * (x[i * d + c] - x[j * d + c]);
+      all.emplace_back(s, j);
+    }
+    std::sort(all.begin(), all.end());
+    all.resize(k);
+    out[i] = all;
+  }
+  return out;
+}
+
+TYPED_TEST(KernelTest, ExactKnnMatchesBruteForceWithTies) {
+  using T = TypeParam;
+  std::mt19937_64 gen(77);
+  std::uniform_int_distribution<int> coord(-3, 3);  // a small grid: many equal distances
+  for (std::size_t d : {1, 2, 5, 17}) {
+    for (std::size_t n : {2, 3, 9, 40}) {
+      std::vector<double> x(n * d);
+      for (auto& v : x) v = coord(gen);
+      ra::row_matrix<T> pts(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+      for (std::size_t i = 0; i < n * d; ++i) pts.data()[i] = static_cast<T>(x[i]);
+      for (std::size_t k : {std::size_t{1}, n / 2 + 1, n - 1}) {
+        if (k >= n) continue;
+        const auto got = ra::exact_knn<T>(pts, k);
+        const auto want = brute_force_knn(x, n, d, k);
+        ASSERT_EQ(got.n, n);
+        ASSERT_EQ(got.k, k);
+        for (std::size_t i = 0; i < n; ++i)
+          for (std::size_t m = 0; m < k; ++m) {
+            EXPECT_EQ(got.neighbor(i, m), want[i][m].second) << "i=" << i << " m=" << m;
+            EXPECT_EQ(static_cast<double>(got.squared_distance(i, m)), want[i][m].first);
+          }
+      }
+    }
+  }
+}
+
+TYPED_TEST(KernelTest, ExactKnnDistancesMatchOnRealCoordinates) {
+  using T = TypeParam;
+  const std::size_t n = 57, d = 13, k = 6;
+  const auto xs = random_vector<T>(n * d, 5);
+  const std::vector<double> x(xs.begin(), xs.end());
+  ra::row_matrix<T> pts(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(d));
+  std::copy(xs.begin(), xs.end(), pts.data());
+  const auto got = ra::exact_knn<T>(pts, k);
+  const auto want = brute_force_knn(x, n, d, k);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t m = 0; m < k; ++m) {
+      // The m-th smallest distance agrees even where near-ties could swap two indices; each
+      // returned index's own distance agrees too. Sums of d squares: relative error ≤ d·u.
+      EXPECT_NEAR(got.squared_distance(i, m), want[i][m].first,
+                  tolerance<T>::rel * (1 + want[i][m].first));
+      double own = 0;
+      const std::size_t j = got.neighbor(i, m);
+      EXPECT_NE(j, i);
+      for (std::size_t c = 0; c < d; ++c)
+        own += (x[i * d + c] - x[j * d + c]) * (x[i * d + c] - x[j * d + c]);
+      EXPECT_NEAR(got.squared_distance(i, m), own, tolerance<T>::rel * (1 + own));
+    }
+}
+
+TEST(KernelKnn, RejectsBadArguments) {
+  ra::row_matrix<double> pts = ra::row_matrix<double>::Random(4, 3);
+  EXPECT_THROW((void)ra::exact_knn<double>(pts, 0), ra::invalid_argument);
+  EXPECT_THROW((void)ra::exact_knn<double>(pts, 4), ra::invalid_argument);
+  EXPECT_THROW((void)ra::exact_knn<double>(ra::row_matrix<double>(0, 3), 1), ra::invalid_argument);
+  pts(2, 1) = std::nan("");
+  EXPECT_THROW((void)ra::exact_knn<double>(pts, 2), ra::non_finite_input);
 }
 
 TEST(KernelArch, ReportsTheCompiledArchitecture) {
