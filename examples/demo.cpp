@@ -14,6 +14,7 @@
 #include <ruvector/attention/graph.hpp>
 #include <ruvector/attention/hyperbolic.hpp>
 #include <ruvector/attention/kernels.hpp>
+#include <ruvector/attention/moe.hpp>
 #include <ruvector/attention/sparse.hpp>
 #include <ruvector/attention/standard.hpp>
 #include <string>
@@ -378,6 +379,34 @@ void run_graph(const matrix& doc) {
       static_cast<double>(terms.hyperbolic[3]), static_cast<double>(terms.hyperbolic[20]));
 }
 
+void run_moe(const matrix& doc) {
+  header("moe_attention (token routing)",
+         "4 feed-forward experts, learned top-2 router, capacity factor 1.25, Switch balance loss "
+         "and router z-loss");
+  const ra::moe_attention<float> moe(ra::moe_config{.dim = kWidth,
+                                                    .num_experts = 4,
+                                                    .top_k = 2,
+                                                    .hidden_dim = 2 * kWidth,
+                                                    .capacity_factor = 1.25,
+                                                    .seed = 11});
+  const auto r = moe.forward(doc);
+  std::printf("    capacity   %zu assignments per expert (%d tokens x top-2 / 4 experts x 1.25)\n",
+              r.stats.capacity, kTokens);
+  std::printf("    routed    ");
+  for (std::size_t e = 0; e < r.stats.tokens_per_expert.size(); ++e)
+    std::printf(" expert %zu: %zu/%zu", e, r.stats.tokens_per_expert[e],
+                r.stats.assigned_per_expert[e]);
+  std::printf("  (kept/assigned)\n");
+  std::printf("    dropped    %zu assignments, %zu tokens with no expert\n", r.stats.dropped.size(),
+              r.stats.dropped_tokens);
+  std::printf("    losses     L_aux %.4f (1 = perfectly balanced), L_z %.4f\n",
+              static_cast<double>(r.stats.load_balance_loss),
+              static_cast<double>(r.stats.router_z_loss));
+  print_vector("y[20]", r.output.row(20).data(), static_cast<int>(r.output.cols()));
+  const double us = time_us(50, [&] { (void)moe.forward(doc); });
+  std::printf("    time       %.1f us per batch of %d tokens\n", us, kTokens);
+}
+
 }  // namespace
 
 int main() {
@@ -394,6 +423,7 @@ int main() {
   run_sparse(doc);
   run_geometric(doc);
   run_graph(doc);
+  run_moe(doc);
   std::printf("\ndone.\n");
   return 0;
 }

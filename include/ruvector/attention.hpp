@@ -14,6 +14,7 @@
 #include "ruvector/attention/graph.hpp"
 #include "ruvector/attention/hyperbolic.hpp"
 #include "ruvector/attention/kernels.hpp"
+#include "ruvector/attention/moe.hpp"
 #include "ruvector/attention/sparse.hpp"
 #include "ruvector/attention/standard.hpp"
 #include "ruvector/attention/version.hpp"

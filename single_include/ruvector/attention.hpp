@@ -9218,6 +9218,1159 @@ template <attention_scalar T>
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/kernels/knn.hpp ----
 // ---- end ruvector/attention/kernels.hpp ----
+// ---- begin ruvector/attention/moe.hpp ----
+/// \file moe.hpp
+/// \brief Entry header of the mixture-of-experts family: experts (feed-forward, attention,
+/// function), a learned top-k router with capacity and auxiliary losses, and `moe_attention`, which
+/// routes a batch of tokens in one call.
+
+// ---- begin ruvector/attention/moe/expert.hpp ----
+/// \file moe/expert.hpp
+/// \brief Experts of a token-routed mixture of experts (Shazeer et al. 2017, "Outrageously Large
+/// Neural Networks: The Sparsely-Gated Mixture-of-Experts Layer"; Fedus et al. 2021, "Switch
+/// Transformers"). An expert maps each routed token (a row) to an output row:
+///
+///     feed_forward_expert:  y = act(x W_1ᵀ + b_1) W_2ᵀ + b_2   W_1 [h, d], W_2 [d_out, h]
+///     attention_expert<M>:  y = M.compute(x, K, V)   x = the query, K/V = the call's context
+///     function_expert<T>:   y = f(x)                 any caller callable
+///
+/// Activations: `relu(z) = max(z, 0)` and the exact `gelu(z) = ½ z (1 + erf(z/√2))` (Hendrycks &
+/// Gimpel 2016; not the tanh approximation), vectorised with xsimd's erf.
+///
+/// **Expert interface.** An expert is any type modelling `moe_expert<E, T>`: const member functions
+/// `input_dim(ctx)`, `output_dim(ctx)` and `forward(x, out, ctx)` that maps the rows of `x` [n ×
+/// input_dim] to the rows of `out` [n × output_dim]. The experts of one layer are stored
+/// type-erased in `any_expert<T>`, a value-semantic handle that shares one immutable expert
+/// (`std::shared_ptr<const ...>`), so copies are cheap and the same expert may be called from many
+/// threads at once. Every expert in this header is immutable after construction and its `forward`
+/// is const and thread-safe (scratch memory is thread-local). A `function_expert`'s callable must
+/// be safe to call concurrently. Rows are independent: an expert's output for a row must not depend
+/// on the other rows of the batch (the layer runs experts on blocks of tokens).
+///
+/// `expert_context<T>` carries the call's context keys/values (absent for a purely token-wise
+/// layer). Feed-forward and function experts ignore it; an attention expert requires it and throws
+/// `invalid_argument` from `input_dim`/`output_dim` when it is absent.
+///
+/// Initialisation: `feed_forward_expert(feed_forward_config)` draws W_1 and W_2 Xavier-uniform,
+/// U(±√(6/(fan_in + fan_out))) (Glorot & Bengio 2010), from `core/rng.hpp` seeded with `seed`
+/// (W_1 first, row-major, then W_2); biases start at zero. Caller weights replace them exactly.
+/// `forward` does not check for NaN/Inf (non-finite inputs propagate); the layer checks its tokens.
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Hidden-layer activation of a `feed_forward_expert`.
+enum class expert_activation {
+  relu,  ///< max(z, 0)
+  gelu   ///< ½ z (1 + erf(z/√2)) (exact form)
+};
+
+/// \brief The context of one expert call: keys/values that attention experts attend over.
+/// Default-constructed = no context. The pointers must outlive the call.
+template <class T>
+struct expert_context {
+  const matrix_cref<T>* keys = nullptr;    ///< [Lk × d_k] context keys (rows = keys)
+  const matrix_cref<T>* values = nullptr;  ///< [Lk × d_v] context values
+  /// True when both keys and values are present.
+  [[nodiscard]] bool has_context() const noexcept { return keys != nullptr && values != nullptr; }
+};
+
+/// \brief What an expert must provide: dimensions (which may depend on the context) and a const,
+/// thread-safe, row-wise `forward(x [n × in], out [n × out], ctx)`.
+template <class E, class T>
+concept moe_expert = attention_scalar<T> && std::move_constructible<E> &&
+    requires(const E& e, const matrix_cref<T>& x, matrix_ref<T> out, const expert_context<T>& ctx) {
+  { e.input_dim(ctx) } -> std::convertible_to<std::size_t>;
+  { e.output_dim(ctx) } -> std::convertible_to<std::size_t>;
+  e.forward(x, out, ctx);
+};
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace detail {
+
+/// x[i] = act(x[i] + bias[i]) for i < n (`bias` may be null). ReLU is max(z, 0); GELU is the
+/// exact ½ z (1 + erf(z/√2)) with xsimd's vector erf (a few ulp; compared with std::erf in tests).
+template <class T, class Arch = kernels::default_arch>
+void bias_activation(T* x, const T* bias, std::size_t n, expert_activation act) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const auto run = [&](auto f) {
+    std::size_t i = 0;
+    if (bias != nullptr) {
+      for (; i + W <= n; i += W)
+        f(B::load_unaligned(x + i) + B::load_unaligned(bias + i)).store_unaligned(x + i);
+      if (i < n) {
+        const B z = kernels::detail::load_partial<T, Arch>(x + i, n - i, T(0)) +
+                    kernels::detail::load_partial<T, Arch>(bias + i, n - i, T(0));
+        kernels::detail::store_partial(f(z), x + i, n - i);
+      }
+    } else {
+      for (; i + W <= n; i += W) f(B::load_unaligned(x + i)).store_unaligned(x + i);
+      if (i < n) {
+        kernels::detail::store_partial(
+            f(kernels::detail::load_partial<T, Arch>(x + i, n - i, T(0))), x + i, n - i);
+      }
+    }
+  };
+  if (act == expert_activation::relu) {
+    run([](const B& z) { return xsimd::max(z, B(T(0))); });
+  } else {
+    run([](const B& z) {
+      return B(T(0.5)) * z * (B(T(1)) + xsimd::erf(z * B(T(0.70710678118654752440))));
+    });
+  }
+}
+
+}  // namespace detail
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+
+namespace detail {
+
+/// Xavier-uniform [out × in] matrix drawn row-major from `gen`.
+template <class T>
+row_matrix<T> xavier_uniform(rng& gen, std::size_t out, std::size_t in) {
+  const double a = std::sqrt(6.0 / static_cast<double>(in + out));
+  row_matrix<T> w(static_cast<Eigen::Index>(out), static_cast<Eigen::Index>(in));
+  for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = gen.uniform<T>(T(-a), T(a));
+  return w;
+}
+
+/// Throws `dimension_mismatch` unless `m` is rows × cols.
+template <class M>
+void require_shape(std::string_view name, const M& m, std::size_t rows, std::size_t cols) {
+  require_dimension(std::string(name).append(".rows()"), static_cast<std::size_t>(m.rows()), rows);
+  require_dimension(std::string(name).append(".cols()"), static_cast<std::size_t>(m.cols()), cols);
+}
+
+}  // namespace detail
+
+/// \brief Configuration of a seeded `feed_forward_expert`.
+struct feed_forward_config {
+  std::size_t dim = 0;     ///< input and output width d
+  std::size_t hidden = 0;  ///< hidden width h (0 = 4·d, the Transformer's ratio)
+  expert_activation activation = expert_activation::gelu;
+  bool bias = true;        ///< learn b_1 and b_2 (initialised to zero)
+  std::uint64_t seed = 0;  ///< seed of the Xavier initialisation
+};
+
+/// \brief Parameters of a feed-forward expert in `[out_features, in_features]` layout.
+template <class T>
+struct feed_forward_weights {
+  row_matrix<T> w1;                        ///< [h × d]
+  Eigen::Matrix<T, Eigen::Dynamic, 1> b1;  ///< [h] (empty = no bias)
+  row_matrix<T> w2;                        ///< [d_out × h]
+  Eigen::Matrix<T, Eigen::Dynamic, 1> b2;  ///< [d_out] (empty = no bias)
+};
+
+/// \brief Two-layer feed-forward expert y = act(x W_1ᵀ + b_1) W_2ᵀ + b_2 (see the file comment).
+/// Both products are Eigen GEMMs over the whole block of routed tokens.
+template <attention_scalar T = float>
+class feed_forward_expert {
+ public:
+  using value_type = T;
+  using vector_type = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+  /// \brief d → h → d expert, Xavier-initialised from `config.seed`, zero biases.
+  explicit feed_forward_expert(const feed_forward_config& config) : act_(config.activation) {
+    require_config(config.dim > 0, "feed_forward_expert: dim must be > 0");
+    require_at_most("feed_forward_expert dim", config.dim, max_dimension);
+    const std::size_t h = config.hidden == 0 ? 4 * config.dim : config.hidden;
+    require_at_most("feed_forward_expert hidden", h, max_dimension);
+    rng gen(config.seed);
+    w_.w1 = detail::xavier_uniform<T>(gen, h, config.dim);
+    w_.w2 = detail::xavier_uniform<T>(gen, config.dim, h);
+    if (config.bias) {
+      w_.b1 = vector_type::Zero(static_cast<Eigen::Index>(h));
+      w_.b2 = vector_type::Zero(static_cast<Eigen::Index>(config.dim));
+    }
+  }
+
+  /// \brief Expert with caller weights (w1 [h × d], w2 [d_out × h], biases empty or [h], [d_out]).
+  /// Throws `dimension_mismatch` on inconsistent shapes, `invalid_config` on empty matrices and
+  /// `non_finite_input` on NaN/Inf parameters.
+  feed_forward_expert(feed_forward_weights<T> weights, expert_activation activation)
+      : w_(std::move(weights)), act_(activation) {
+    const auto h = static_cast<std::size_t>(w_.w1.rows());
+    const auto d = static_cast<std::size_t>(w_.w1.cols());
+    require_config(h > 0 && d > 0, "feed_forward_expert: w1 must be non-empty [hidden x dim]");
+    require_config(w_.w2.rows() > 0, "feed_forward_expert: w2 must be non-empty [out x hidden]");
+    require_dimension("feed_forward_expert w2.cols() (must equal w1.rows())",
+                      static_cast<std::size_t>(w_.w2.cols()), h);
+    if (w_.b1.size() != 0)
+      require_dimension("feed_forward_expert b1.size()", static_cast<std::size_t>(w_.b1.size()), h);
+    if (w_.b2.size() != 0)
+      require_dimension("feed_forward_expert b2.size()", static_cast<std::size_t>(w_.b2.size()),
+                        static_cast<std::size_t>(w_.w2.rows()));
+    require_finite("feed_forward_expert w1", w_.w1.data(), h, d, w_.w1.cols());
+    require_finite("feed_forward_expert w2", w_.w2.data(), static_cast<std::size_t>(w_.w2.rows()),
+                   h, w_.w2.cols());
+    require_finite("feed_forward_expert b1", std::span<const T>(w_.b1.data(), w_.b1.size()));
+    require_finite("feed_forward_expert b2", std::span<const T>(w_.b2.data(), w_.b2.size()));
+  }
+
+  /// Input width d.
+  [[nodiscard]] std::size_t dim() const noexcept { return static_cast<std::size_t>(w_.w1.cols()); }
+  /// Hidden width h.
+  [[nodiscard]] std::size_t hidden_dim() const noexcept {
+    return static_cast<std::size_t>(w_.w1.rows());
+  }
+  /// Output width d_out (= d for a configured expert).
+  [[nodiscard]] std::size_t out_dim() const noexcept {
+    return static_cast<std::size_t>(w_.w2.rows());
+  }
+  /// The activation.
+  [[nodiscard]] expert_activation activation() const noexcept { return act_; }
+  /// The parameters.
+  [[nodiscard]] const feed_forward_weights<T>& weights() const noexcept { return w_; }
+  /// Multiply-add FLOPs per token of the two products: 2·d·h + 2·h·d_out.
+  [[nodiscard]] double flops_per_token() const noexcept {
+    return 2.0 * static_cast<double>(hidden_dim()) * static_cast<double>(dim() + out_dim());
+  }
+
+  /// Input width (the context is ignored).
+  [[nodiscard]] std::size_t input_dim(const expert_context<T>& = {}) const noexcept {
+    return dim();
+  }
+  /// Output width (the context is ignored).
+  [[nodiscard]] std::size_t output_dim(const expert_context<T>& = {}) const noexcept {
+    return out_dim();
+  }
+
+  /// \brief out = act(x W_1ᵀ + b_1) W_2ᵀ + b_2 for the n rows of `x` [n × d]; `out` is [n × d_out]
+  /// and must not alias `x`. Throws `dimension_mismatch` on wrong shapes.
+  void forward(const matrix_cref<T>& x, matrix_ref<T> out, const expert_context<T>& = {}) const {
+    const auto n = static_cast<std::size_t>(x.rows());
+    require_dimension("feed_forward_expert x.cols()", static_cast<std::size_t>(x.cols()), dim());
+    require_dimension("feed_forward_expert out.rows()", static_cast<std::size_t>(out.rows()), n);
+    require_dimension("feed_forward_expert out.cols()", static_cast<std::size_t>(out.cols()),
+                      out_dim());
+    if (n == 0) return;
+    const std::size_t h = hidden_dim(), dout = out_dim();
+    const auto idx = [](std::size_t v) { return static_cast<Eigen::Index>(v); };
+    // Thread-local, Eigen-aligned scratch (slots 20/21 are this header's), so the rounding does
+    // not depend on where the caller's `out` sits and concurrent calls do not share memory.
+    Eigen::Map<row_matrix<T>, Eigen::Aligned16> hid(detail::thread_scratch<T, 20>(n * h), idx(n),
+                                                    idx(h));
+    Eigen::Map<row_matrix<T>, Eigen::Aligned16> y(detail::thread_scratch<T, 21>(n * dout), idx(n),
+                                                  idx(dout));
+    hid.noalias() = x * w_.w1.transpose();
+    const T* b1 = w_.b1.size() != 0 ? w_.b1.data() : nullptr;
+    for (std::size_t r = 0; r < n; ++r) detail::bias_activation(hid.data() + r * h, b1, h, act_);
+    y.noalias() = hid * w_.w2.transpose();
+    if (w_.b2.size() != 0) y.rowwise() += w_.b2.transpose();
+    out = y;
+  }
+
+ private:
+  feed_forward_weights<T> w_;
+  expert_activation act_;
+};
+
+/// \brief An expert that runs any attention mechanism (`attention_mechanism` concept, e.g.
+/// `scaled_dot_product_attention<T>`) with the routed token as the query over the call's context
+/// keys/values: out_r = mechanism.compute(x_r, K, V). Uses the mechanism's `compute_into` when it
+/// has one (no allocation per row). Input width = keys.cols(), output width = values.cols().
+template <attention_mechanism M>
+class attention_expert {
+ public:
+  using value_type = typename M::value_type;
+  using mechanism_type = M;
+
+  /// Wraps `mechanism` (copied/moved in; it must be immutable and thread-safe, as every
+  /// mechanism of the library is).
+  explicit attention_expert(M mechanism) : m_(std::move(mechanism)) {}
+
+  /// The wrapped mechanism.
+  [[nodiscard]] const M& mechanism() const noexcept { return m_; }
+
+  /// keys.cols() of the context; throws `invalid_argument` without a context.
+  [[nodiscard]] std::size_t input_dim(const expert_context<value_type>& ctx) const {
+    require_context(ctx);
+    return static_cast<std::size_t>(ctx.keys->cols());
+  }
+  /// values.cols() of the context; throws `invalid_argument` without a context.
+  [[nodiscard]] std::size_t output_dim(const expert_context<value_type>& ctx) const {
+    require_context(ctx);
+    return static_cast<std::size_t>(ctx.values->cols());
+  }
+
+  /// \brief out_r = mechanism.compute(x_r, K, V) for each row r of `x`.
+  void forward(const matrix_cref<value_type>& x, matrix_ref<value_type> out,
+               const expert_context<value_type>& ctx) const {
+    require_context(ctx);
+    const auto n = static_cast<std::size_t>(x.rows());
+    const auto dq = static_cast<std::size_t>(x.cols());
+    const auto dv = static_cast<std::size_t>(ctx.values->cols());
+    require_dimension("attention_expert out.rows()", static_cast<std::size_t>(out.rows()), n);
+    require_dimension("attention_expert out.cols() (must equal values.cols())",
+                      static_cast<std::size_t>(out.cols()), dv);
+    for (std::size_t r = 0; r < n; ++r) {
+      const auto ri = static_cast<Eigen::Index>(r);
+      const std::span<const value_type> q(x.data() + ri * x.outerStride(), dq);
+      value_type* o = out.data() + ri * out.outerStride();
+      if constexpr (has_compute_into) {
+        (void)m_.compute_into(q, *ctx.keys, *ctx.values, std::span<value_type>(o, dv));
+      } else {
+        const std::vector<value_type> y = m_.compute(q, *ctx.keys, *ctx.values);
+        require_dimension("attention_expert mechanism output size", y.size(), dv);
+        std::copy(y.begin(), y.end(), o);
+      }
+    }
+  }
+
+ private:
+  static constexpr bool has_compute_into =
+      requires(const M& m, std::span<const value_type> q, const matrix_cref<value_type>& kv,
+               std::span<value_type> o) {
+    m.compute_into(q, kv, kv, o);
+  };
+
+  static void require_context(const expert_context<value_type>& ctx) {
+    require_argument(ctx.has_context(),
+                     "attention_expert: the call gave no context keys/values (use the forward "
+                     "overload that takes keys and values)");
+  }
+
+  M m_;
+};
+
+/// \brief An expert defined by a callable `f(x [n × in], out [n × out])` with fixed widths (custom
+/// experts, tests). `f` must be row-wise and safe to call concurrently from several threads.
+template <attention_scalar T = float>
+class function_expert {
+ public:
+  using value_type = T;
+  using function_type = std::function<void(const matrix_cref<T>& x, matrix_ref<T> out)>;
+
+  /// \param in input width, \param out output width, \param f the row-wise map.
+  function_expert(std::size_t in, std::size_t out, function_type f)
+      : in_(in), out_(out), f_(std::move(f)) {
+    require_config(in > 0 && out > 0, "function_expert: widths must be > 0");
+    require_config(static_cast<bool>(f_), "function_expert: the function is empty");
+  }
+
+  [[nodiscard]] std::size_t input_dim(const expert_context<T>& = {}) const noexcept { return in_; }
+  [[nodiscard]] std::size_t output_dim(const expert_context<T>& = {}) const noexcept {
+    return out_;
+  }
+  /// Calls f(x, out) after checking the shapes.
+  void forward(const matrix_cref<T>& x, matrix_ref<T> out, const expert_context<T>& = {}) const {
+    require_dimension("function_expert x.cols()", static_cast<std::size_t>(x.cols()), in_);
+    require_dimension("function_expert out.rows()", static_cast<std::size_t>(out.rows()),
+                      static_cast<std::size_t>(x.rows()));
+    require_dimension("function_expert out.cols()", static_cast<std::size_t>(out.cols()), out_);
+    f_(x, out);
+  }
+
+ private:
+  std::size_t in_, out_;
+  function_type f_;
+};
+
+/// \brief Type-erased, value-semantic handle to an immutable expert (see the file comment).
+/// Copies share the expert; every member is const and thread-safe if the expert's are.
+template <attention_scalar T = float>
+class any_expert {
+ public:
+  using value_type = T;
+
+  /// An empty handle (`empty()`); calling it throws `invalid_config`.
+  any_expert() = default;
+
+  /// Wraps any expert (moved into shared, immutable storage).
+  template <class E>
+  requires(!std::same_as<std::remove_cvref_t<E>, any_expert> &&
+           moe_expert<std::remove_cvref_t<E>, T>)
+      any_expert(E&& expert)  // NOLINT(google-explicit-constructor)
+      : self_(std::make_shared<const model<std::remove_cvref_t<E>>>(std::forward<E>(expert))) {}
+
+  /// True for a default-constructed handle.
+  [[nodiscard]] bool empty() const noexcept { return self_ == nullptr; }
+  /// The wrapped expert if it is an `E`, else null.
+  template <class E>
+  [[nodiscard]] const E* target() const noexcept {
+    const auto* m = dynamic_cast<const model<E>*>(self_.get());
+    return m ? &m->expert : nullptr;
+  }
+
+  [[nodiscard]] std::size_t input_dim(const expert_context<T>& ctx = {}) const {
+    return get().input_dim(ctx);
+  }
+  [[nodiscard]] std::size_t output_dim(const expert_context<T>& ctx = {}) const {
+    return get().output_dim(ctx);
+  }
+  void forward(const matrix_cref<T>& x, matrix_ref<T> out,
+               const expert_context<T>& ctx = {}) const {
+    get().forward(x, out, ctx);
+  }
+
+ private:
+  struct concept_t {
+    virtual ~concept_t() = default;
+    [[nodiscard]] virtual std::size_t input_dim(const expert_context<T>& ctx) const = 0;
+    [[nodiscard]] virtual std::size_t output_dim(const expert_context<T>& ctx) const = 0;
+    virtual void forward(const matrix_cref<T>& x, matrix_ref<T> out,
+                         const expert_context<T>& ctx) const = 0;
+  };
+  template <class E>
+  struct model final : concept_t {
+    template <class U>
+    explicit model(U&& e) : expert(std::forward<U>(e)) {}
+    [[nodiscard]] std::size_t input_dim(const expert_context<T>& ctx) const override {
+      return static_cast<std::size_t>(expert.input_dim(ctx));
+    }
+    [[nodiscard]] std::size_t output_dim(const expert_context<T>& ctx) const override {
+      return static_cast<std::size_t>(expert.output_dim(ctx));
+    }
+    void forward(const matrix_cref<T>& x, matrix_ref<T> out,
+                 const expert_context<T>& ctx) const override {
+      expert.forward(x, out, ctx);
+    }
+    E expert;
+  };
+
+  [[nodiscard]] const concept_t& get() const {
+    require_config(self_ != nullptr, "any_expert: the handle is empty");
+    return *self_;
+  }
+
+  std::shared_ptr<const concept_t> self_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/moe/expert.hpp ----
+// ---- begin ruvector/attention/moe/moe_attention.hpp ----
+/// \file moe/moe_attention.hpp
+/// \brief Token-routed sparse mixture of experts (Shazeer et al. 2017; Switch Transformer, Fedus et
+/// al. 2021; ST-MoE, Zoph et al. 2022). A batch of N tokens is routed in one call:
+///
+///     y_t = Σ_{s < k, slot (t, s) kept} g_ts · expert_{e_ts}(x_t)
+///
+/// with the router, gates, capacity, overflow policy and auxiliary losses of moe/router.hpp and the
+/// experts of moe/expert.hpp (feed-forward experts, attention experts that treat the routed token
+/// as a query over the call's context keys/values, or any `moe_expert`). Each token runs only
+/// through the experts that kept it, so the work is k/E of a dense layer of E experts (plus the
+/// router); a dropped assignment contributes zero (see router.hpp), so a token dropped by all its
+/// experts outputs a zero row — add the residual (x + y) outside the layer for Switch's
+/// pass-through.
+///
+/// This replaces the seeds' `MoEAttention`, which routed *mechanisms* (every expert saw all keys
+/// and the router chose mechanisms per query) and used the non-standard balance loss
+/// E·Σ_e(count_e/B − 1/E)². The seeds' shapes survive as adapters: `compute(query, keys, values)`
+/// routes one token (so `moe_attention<T>` models `attention_mechanism`) and
+/// `compute_with_loss(queries, keys, values)` returns the outputs and the Switch balance loss.
+///
+/// Execution: the router runs in blocks of 256 tokens; each expert's kept tokens are gathered
+/// (in admission order) into blocks of `expert_block` rows, and `parallel_for` runs the (expert,
+/// block) tasks, each writing its own rows of `expert_outputs` [assignments × d_out]; a second
+/// `parallel_for` over tokens adds the gated rows in slot order. The blocking does not depend on
+/// the thread count, so results are bit-identical for any number of threads. The layer is
+/// immutable after construction; `forward` is const and thread-safe.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+// ---- begin ruvector/attention/moe/router.hpp ----
+/// \file moe/router.hpp
+/// \brief Learned top-k token router with expert capacity and the auxiliary losses of sparse
+/// mixtures of experts: noisy top-k gating (Shazeer et al. 2017), Switch routing and load balancing
+/// (Fedus et al. 2021, "Switch Transformers", §2.1–2.2, §2.4), GShard capacity (Lepikhin et al.
+/// 2020), batch-prioritised routing (Riquelme et al. 2021, V-MoE) and the router z-loss (Zoph et
+/// al. 2022, "ST-MoE", §3.1). For N tokens x_t ∈ ℝ^d and E experts:
+///
+///     logits  l = x W_rᵀ (+ b)                      W_r [E × d], b [E]          [N × E]
+///     probs   p_t = softmax(l_t)                    (max-subtracted)
+///     top-k   S_t = the k experts of largest l_te   (ties → lower expert index), slot order =
+///                                                   descending probability
+///     gates   g_ts = p_t,e_s / Σ_{s'<k} p_t,e_s'    (renormalize = true;  default for k > 1)
+///             g_ts = p_t,e_s                        (renormalize = false; Switch's k = 1 gate)
+///     capacity C = ⌈capacity_factor · N · k / E⌉    (clamped to [1, N]; +inf → N)
+///     L_aux   = E · Σ_e f_e · P_e,  P_e = (1/N) Σ_t p_te,
+///             f_e = (1/N) Σ_t 1[e_t,0 = e]          (balance_fraction::top1, Switch's dispatch
+///                                                   fraction of the first choice; default) or
+///             f_e = (1/(N·k)) Σ_t Σ_s 1[e_ts = e]   (balance_fraction::top_k)
+///     L_z     = (1/N) Σ_t (log Σ_e exp l_te)²
+///
+/// L_aux = 1 when P and f are both uniform and E·P_e when every token picks expert e; L_z = (ln E)²
+/// for all-zero logits. Both are reported, not added: scale them (Switch α = 1e-2, ST-MoE
+/// c_z = 1e-3) in the training loss. They and P_e are accumulated in double and rounded to T.
+///
+/// **Capacity and overflow.** Each expert accepts at most C assignments. Assignments are admitted
+/// slot-major (all first choices, then all second choices, ..., as in GShard), and within a slot in
+/// the order of `capacity_priority`: `token_order` (token index; Switch/GShard) or `gate_value`
+/// (batch-prioritised routing: tokens by descending top-1 probability, ties → lower token index).
+/// An assignment arriving at a full expert is **dropped**: it contributes nothing to the token's
+/// output (its term is zero; the remaining gates are not renormalised), and it is listed in
+/// `stats.dropped` in admission order. A token whose every slot is dropped gets a zero output;
+/// with the usual residual connection y = x + moe(x) it passes through unchanged, as in Switch.
+///
+/// **Jitter** (training only; `routing_call::train`): `multiplicative` multiplies the router's
+/// input element-wise by u ~ U(1 − ε, 1 + ε) (Switch's jitter; experts still see the clean token);
+/// `additive` adds ε·N(0, 1) to each logit (noisy top-k with a fixed noise scale ε instead of
+/// Shazeer's learned softplus(x W_noise)). Draws come from `rng(call.seed)` in token-major order
+/// (for multiplicative: token, then input coordinate; for additive: token, then expert), serially,
+/// so the result is bit-identical for a seed on any thread count; pass a different seed per
+/// training step. With `train = false` routing is deterministic and the seed is ignored. Losses,
+/// top-k and gates all use the jittered logits.
+///
+/// **Initialisation.** W_r ~ N(0, σ²) with σ = √(0.1/d), truncated to ±2σ by resampling (Switch
+/// §2.4's reduced initialisation scale), drawn row-major from `rng(config.seed)`; b = 0.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Training-time noise of the router (see the file comment).
+enum class router_jitter {
+  none,            ///< no noise
+  multiplicative,  ///< router input ⊙ U(1 − ε, 1 + ε) (Switch)
+  additive         ///< logits + ε·N(0, 1) (noisy top-k, fixed scale)
+};
+
+/// \brief Order in which assignments claim expert capacity within a slot.
+enum class capacity_priority {
+  token_order,  ///< by token index (Switch / GShard)
+  gate_value    ///< by descending top-1 probability (batch-prioritised routing, V-MoE)
+};
+
+/// \brief Which dispatch fraction f_e enters the load-balancing loss.
+enum class balance_fraction {
+  top1,  ///< fraction of tokens whose first choice is e (Switch)
+  top_k  ///< fraction of all N·k assignments that go to e
+};
+
+/// \brief Configuration of `top_k_router`.
+struct router_config {
+  std::size_t dim = 0;                ///< token width d
+  std::size_t num_experts = 0;        ///< E
+  std::size_t top_k = 1;              ///< k (1 ≤ k ≤ E)
+  double capacity_factor = 1.25;      ///< > 0; +inf = unlimited (C = N)
+  std::optional<bool> renormalize{};  ///< renormalise gates over the k selected (default k > 1)
+  router_jitter jitter = router_jitter::none;
+  double jitter_eps = 1e-2;  ///< ε of the jitter (≥ 0; < 1 for multiplicative)
+  capacity_priority priority = capacity_priority::token_order;
+  balance_fraction balance = balance_fraction::top1;
+  bool bias = false;       ///< learn a router bias b (initialised to zero)
+  std::uint64_t seed = 0;  ///< seed of the router initialisation
+};
+
+/// \brief Per-call options of routing (and of `moe_attention::forward`).
+struct routing_call {
+  bool train = false;        ///< apply the configured jitter (training mode)
+  std::uint64_t seed = 0;    ///< seed of the jitter draws (ignored when train = false)
+  bool check_finite = true;  ///< throw `non_finite_input` on NaN/Inf tokens
+};
+
+/// \brief One (token, slot) → expert assignment.
+struct moe_assignment {
+  std::size_t token = 0;   ///< token index t
+  std::size_t slot = 0;    ///< slot s < k (0 = first choice)
+  std::size_t expert = 0;  ///< expert index e
+  friend bool operator==(const moe_assignment&, const moe_assignment&) = default;
+};
+
+/// \brief Summary statistics of one routing of a batch.
+template <class T>
+struct moe_stats {
+  T load_balance_loss = T(0);  ///< L_aux = E · Σ_e f_e P_e (0 for an empty batch)
+  T router_z_loss = T(0);      ///< L_z = mean_t logsumexp(l_t)² (0 for an empty batch)
+  std::size_t capacity = 0;    ///< C, the per-expert capacity
+  std::vector<std::size_t> tokens_per_expert;    ///< [E] assignments kept (≤ C)
+  std::vector<std::size_t> assigned_per_expert;  ///< [E] assignments before capacity
+  std::vector<T> expert_fraction;                ///< [E] f_e of the balance loss
+  std::vector<T> mean_probability;               ///< [E] P_e of the balance loss
+  std::vector<moe_assignment> dropped;  ///< assignments beyond capacity, in admission order
+  std::size_t dropped_tokens = 0;       ///< tokens none of whose slots was kept (zero output)
+};
+
+/// \brief The full routing decision of a batch of N tokens.
+template <class T>
+struct router_output {
+  std::size_t num_tokens = 0, num_experts = 0, top_k = 0;
+  row_matrix<T> logits;              ///< [N × E] the logits used (after bias and jitter)
+  row_matrix<T> probs;               ///< [N × E] softmax of `logits`
+  std::vector<std::size_t> experts;  ///< [N·k] expert of slot s of token t at t·k + s
+  std::vector<T> gates;              ///< [N·k] gate of each slot (before capacity)
+  std::vector<std::uint8_t> kept;    ///< [N·k] 1 = admitted within capacity, 0 = dropped
+  std::vector<T> lse;                ///< [N] log Σ_e exp(l_te) (the z-loss term before squaring)
+  /// [E + 1] `dispatch[expert_offsets[e] .. expert_offsets[e+1])` are expert e's kept assignments.
+  std::vector<std::size_t> expert_offsets;
+  std::vector<moe_assignment> dispatch;  ///< kept assignments grouped by expert, admission order
+  moe_stats<T> stats;                    ///< losses, counts and dropped assignments
+
+  /// Expert of slot s of token t.
+  [[nodiscard]] std::size_t expert(std::size_t t, std::size_t s) const {
+    return experts[t * top_k + s];
+  }
+  /// Gate of slot s of token t.
+  [[nodiscard]] T gate(std::size_t t, std::size_t s) const { return gates[t * top_k + s]; }
+  /// Whether slot s of token t was admitted.
+  [[nodiscard]] bool is_kept(std::size_t t, std::size_t s) const {
+    return kept[t * top_k + s] != 0;
+  }
+};
+
+/// \brief Learned linear top-k router (see the file comment). Immutable after construction except
+/// through `set_weights`; `route` is const and thread-safe.
+template <attention_scalar T = float>
+class top_k_router {
+ public:
+  using value_type = T;
+  using vector_type = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+  /// \brief Validates `config` (throws `invalid_config`) and initialises W_r (and b) from its seed.
+  explicit top_k_router(const router_config& config) : cfg_(config) {
+    const router_config& c = cfg_;
+    std::ostringstream os;
+    require_config(c.dim > 0, "top_k_router: dim must be > 0");
+    require_at_most("top_k_router dim", c.dim, max_dimension);
+    require_config(c.num_experts > 0, "top_k_router: num_experts must be > 0");
+    require_at_most("top_k_router num_experts", c.num_experts, max_dimension);
+    if (c.top_k == 0 || c.top_k > c.num_experts) {
+      os << "top_k_router: top_k must be in [1, num_experts = " << c.num_experts << "], got "
+         << c.top_k;
+      require_config(false, os.str());
+    }
+    if (!(c.capacity_factor > 0.0)) {
+      os << "top_k_router: capacity_factor must be > 0 (or +inf for no limit), got "
+         << c.capacity_factor;
+      require_config(false, os.str());
+    }
+    if (!(c.jitter_eps >= 0.0) || !std::isfinite(c.jitter_eps) ||
+        (c.jitter == router_jitter::multiplicative && c.jitter_eps >= 1.0)) {
+      os << "top_k_router: jitter_eps must be finite, >= 0 (and < 1 for multiplicative jitter), "
+            "got "
+         << c.jitter_eps;
+      require_config(false, os.str());
+    }
+    renormalize_ = c.renormalize.value_or(c.top_k > 1);
+    initialise();
+  }
+
+  [[nodiscard]] const router_config& config() const noexcept { return cfg_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return cfg_.dim; }
+  [[nodiscard]] std::size_t num_experts() const noexcept { return cfg_.num_experts; }
+  [[nodiscard]] std::size_t top_k() const noexcept { return cfg_.top_k; }
+  /// Whether gates are renormalised over the k selected experts.
+  [[nodiscard]] bool renormalize() const noexcept { return renormalize_; }
+  /// W_r [E × d].
+  [[nodiscard]] const row_matrix<T>& weight() const noexcept { return w_; }
+  /// b [E] (empty = no bias).
+  [[nodiscard]] const vector_type& bias() const noexcept { return b_; }
+
+  /// \brief Replaces W_r [E × d] and b ([E], or empty for none). Throws `dimension_mismatch` on
+  /// wrong shapes, `non_finite_input` on NaN/Inf. Not thread-safe with concurrent `route` calls.
+  void set_weights(row_matrix<T> w, vector_type b = {}) {
+    require_dimension("router weight.rows()", static_cast<std::size_t>(w.rows()), cfg_.num_experts);
+    require_dimension("router weight.cols()", static_cast<std::size_t>(w.cols()), cfg_.dim);
+    if (b.size() != 0)
+      require_dimension("router bias.size()", static_cast<std::size_t>(b.size()), cfg_.num_experts);
+    require_finite("router weight", w.data(), cfg_.num_experts, cfg_.dim, w.cols());
+    require_finite("router bias", std::span<const T>(b.data(), static_cast<std::size_t>(b.size())));
+    w_ = std::move(w);
+    b_ = std::move(b);
+  }
+
+  /// \brief C = ⌈capacity_factor · N · k / E⌉ clamped to [1, N] (0 for N = 0). The product is
+  /// evaluated in double and shrunk by a relative 1e-12 before the ceiling, so a value that is an
+  /// integer up to rounding (e.g. 1.25 · 8 · 2 / 4) is not bumped to the next integer.
+  [[nodiscard]] std::size_t capacity(std::size_t num_tokens) const noexcept {
+    if (num_tokens == 0) return 0;
+    if (std::isinf(cfg_.capacity_factor)) return num_tokens;
+    const double x = cfg_.capacity_factor * static_cast<double>(num_tokens) *
+                     static_cast<double>(cfg_.top_k) / static_cast<double>(cfg_.num_experts);
+    const double c = std::ceil(x * (1.0 - 1e-12));
+    if (c >= static_cast<double>(num_tokens)) return num_tokens;
+    return std::max<std::size_t>(1, static_cast<std::size_t>(c));
+  }
+
+  /// \brief Routes the N rows of `tokens` [N × d] (see the file comment). An empty batch gives an
+  /// empty decision with zero losses. Throws `dimension_mismatch` when tokens.cols() ≠ d and
+  /// `non_finite_input` on NaN/Inf tokens (with `call.check_finite`) or overflowing logits.
+  [[nodiscard]] router_output<T> route(const matrix_cref<T>& tokens,
+                                       const routing_call& call = {}) const {
+    router_output<T> out;
+    route_into(tokens, out, call);
+    return out;
+  }
+
+  /// \brief `route` into a caller-owned result whose buffers are reused (no allocation when the
+  /// batch shape repeats, which avoids page faults on large batches). Every field is overwritten;
+  /// after an exception the contents of `out` are unspecified.
+  void route_into(const matrix_cref<T>& tokens, router_output<T>& out,
+                  const routing_call& call = {}) const {
+    const std::size_t N = static_cast<std::size_t>(tokens.rows());
+    const std::size_t d = cfg_.dim, E = cfg_.num_experts, k = cfg_.top_k;
+    require_dimension("tokens.cols() (router dim)", static_cast<std::size_t>(tokens.cols()), d);
+    require_at_most("tokens.rows()", N, max_sequence_length);
+    if (call.check_finite) {
+      // Vectorised scan; the element-wise diagnosis (which names the first bad element) runs only
+      // on failure.
+      for (std::size_t t = 0; t < N; ++t) {
+        if (!kernels::all_finite(tokens.data() + t * static_cast<std::size_t>(tokens.outerStride()),
+                                 d)) {
+          require_finite("tokens", tokens.data(), N, d,
+                         static_cast<std::ptrdiff_t>(tokens.outerStride()));
+        }
+      }
+    }
+
+    const auto idx = [](std::size_t v) { return static_cast<Eigen::Index>(v); };
+    out.num_tokens = N;
+    out.num_experts = E;
+    out.top_k = k;
+    out.logits.resize(idx(N), idx(E));
+    out.probs.resize(idx(N), idx(E));
+    out.experts.assign(N * k, 0);
+    out.gates.assign(N * k, T(0));
+    out.kept.assign(N * k, 0);
+    out.lse.assign(N, T(0));
+    out.dispatch.clear();
+    out.stats.dropped.clear();
+    out.stats.dropped_tokens = 0;
+    out.stats.load_balance_loss = T(0);
+    out.stats.router_z_loss = T(0);
+    out.stats.capacity = capacity(N);
+
+    // ---- jitter draws (serial, token-major: independent of the thread count) -------------------
+    const bool jitter = call.train && cfg_.jitter != router_jitter::none && cfg_.jitter_eps > 0.0;
+    row_matrix<T> jittered;
+    row_matrix<T> noise;
+    if (jitter) {
+      rng gen(call.seed);
+      const double eps = cfg_.jitter_eps;
+      if (cfg_.jitter == router_jitter::multiplicative) {
+        jittered = tokens;
+        for (Eigen::Index i = 0; i < jittered.size(); ++i)
+          jittered.data()[i] *= gen.uniform<T>(T(1.0 - eps), T(1.0 + eps));
+      } else {
+        noise.resize(idx(N), idx(E));
+        for (Eigen::Index i = 0; i < noise.size(); ++i)
+          noise.data()[i] = static_cast<T>(eps * gen.normal<double>());
+      }
+    }
+    const matrix_cref<T> src = jittered.size() != 0 ? matrix_cref<T>(jittered) : tokens;
+
+    // ---- logits, softmax, top-k and gates per block of tokens ----------------------------------
+    std::vector<T>& lse = out.lse;
+    constexpr std::size_t block = 256;
+    const std::size_t blocks = (N + block - 1) / block;
+    parallel_for(0, blocks, [&](std::size_t bi) {
+      const std::size_t r0 = bi * block, rows = std::min(block, N - r0);
+      out.logits.middleRows(idx(r0), idx(rows)).noalias() =
+          src.middleRows(idx(r0), idx(rows)) * w_.transpose();
+      std::vector<std::size_t> order(E);
+      for (std::size_t t = r0; t < r0 + rows; ++t) {
+        T* l = out.logits.data() + t * E;
+        if (b_.size() != 0)
+          for (std::size_t e = 0; e < E; ++e) l[e] += b_[idx(e)];
+        if (noise.size() != 0)
+          for (std::size_t e = 0; e < E; ++e) l[e] += noise(idx(t), idx(e));
+        if (!kernels::all_finite(l, E)) {
+          std::ostringstream os;
+          os << "non-finite input: router logits of token " << t
+             << " are not finite (the token or the router weights overflow)";
+          throw non_finite_input(os.str());
+        }
+        T* p = out.probs.data() + t * E;
+        std::copy(l, l + E, p);
+        lse[t] = kernels::softmax(p, E);
+        // Top-k by logit, ties → lower index (a strict weak order on finite logits).
+        std::iota(order.begin(), order.end(), std::size_t{0});
+        std::partial_sort(
+            order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+            [l](std::size_t a, std::size_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+        T sum = T(0);
+        for (std::size_t s = 0; s < k; ++s) {
+          out.experts[t * k + s] = order[s];
+          out.gates[t * k + s] = p[order[s]];
+          sum += p[order[s]];
+        }
+        if (renormalize_)  // sum ≥ p_max ≥ 1/E > 0
+          for (std::size_t s = 0; s < k; ++s) out.gates[t * k + s] /= sum;
+      }
+    });
+
+    // ---- auxiliary losses (serial sums in double, token order) ---------------------------------
+    moe_stats<T>& st = out.stats;
+    st.tokens_per_expert.assign(E, 0);
+    st.assigned_per_expert.assign(E, 0);
+    st.expert_fraction.assign(E, T(0));
+    st.mean_probability.assign(E, T(0));
+    out.expert_offsets.assign(E + 1, 0);
+    if (N == 0) return;
+    std::vector<double> P(E, 0.0), f(E, 0.0);
+    double z = 0.0;
+    for (std::size_t t = 0; t < N; ++t) {
+      z = std::fma(static_cast<double>(lse[t]), static_cast<double>(lse[t]), z);
+      for (std::size_t e = 0; e < E; ++e) P[e] += static_cast<double>(out.probs(idx(t), idx(e)));
+      for (std::size_t s = 0; s < k; ++s) ++st.assigned_per_expert[out.experts[t * k + s]];
+      if (cfg_.balance == balance_fraction::top1) {
+        f[out.experts[t * k]] += 1.0;
+      } else {
+        for (std::size_t s = 0; s < k; ++s) f[out.experts[t * k + s]] += 1.0;
+      }
+    }
+    const double fnorm = cfg_.balance == balance_fraction::top1
+                             ? static_cast<double>(N)
+                             : static_cast<double>(N) * static_cast<double>(k);
+    double aux = 0.0;
+    for (std::size_t e = 0; e < E; ++e) {
+      P[e] /= static_cast<double>(N);
+      f[e] /= fnorm;
+      // Explicit fma: with implicit contraction GCC's runtime-versioned copies of this loop
+      // (chosen by the vectors' addresses) rounded differently, so equal inputs gave results 1 ulp
+      // apart from call to call.
+      aux = std::fma(f[e], P[e], aux);
+      st.expert_fraction[e] = static_cast<T>(f[e]);
+      st.mean_probability[e] = static_cast<T>(P[e]);
+    }
+    st.load_balance_loss = static_cast<T>(static_cast<double>(E) * aux);
+    st.router_z_loss = static_cast<T>(z / static_cast<double>(N));
+
+    // ---- capacity: slot-major admission in priority order ---------------------------------------
+    std::vector<std::size_t> order(N);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    if (cfg_.priority == capacity_priority::gate_value) {
+      std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return out.probs(idx(a), idx(out.experts[a * k])) >
+               out.probs(idx(b), idx(out.experts[b * k]));
+      });
+    }
+    const std::size_t C = st.capacity;
+    for (std::size_t s = 0; s < k; ++s) {
+      for (const std::size_t t : order) {
+        const std::size_t e = out.experts[t * k + s];
+        if (st.tokens_per_expert[e] < C) {
+          ++st.tokens_per_expert[e];
+          out.kept[t * k + s] = 1;
+        } else {
+          st.dropped.push_back(moe_assignment{t, s, e});
+        }
+      }
+    }
+    // Dispatch lists (grouped by expert, admission order): a second pass in the same order.
+    for (std::size_t e = 0; e < E; ++e)
+      out.expert_offsets[e + 1] = out.expert_offsets[e] + st.tokens_per_expert[e];
+    out.dispatch.resize(out.expert_offsets[E]);
+    std::vector<std::size_t> fill(out.expert_offsets.begin(), out.expert_offsets.end() - 1);
+    for (std::size_t s = 0; s < k; ++s)
+      for (const std::size_t t : order)
+        if (out.kept[t * k + s] != 0) {
+          const std::size_t e = out.experts[t * k + s];
+          out.dispatch[fill[e]++] = moe_assignment{t, s, e};
+        }
+    for (std::size_t t = 0; t < N; ++t) {
+      bool any = false;
+      for (std::size_t s = 0; s < k; ++s) any = any || out.kept[t * k + s] != 0;
+      if (!any) ++st.dropped_tokens;
+    }
+  }
+
+ private:
+  void initialise() {
+    rng gen(cfg_.seed);
+    const double sigma = std::sqrt(0.1 / static_cast<double>(cfg_.dim));
+    w_.resize(static_cast<Eigen::Index>(cfg_.num_experts), static_cast<Eigen::Index>(cfg_.dim));
+    for (Eigen::Index i = 0; i < w_.size(); ++i) {
+      double v = gen.normal<double>();
+      while (std::abs(v) > 2.0) v = gen.normal<double>();
+      w_.data()[i] = static_cast<T>(sigma * v);
+    }
+    if (cfg_.bias) b_ = vector_type::Zero(static_cast<Eigen::Index>(cfg_.num_experts));
+  }
+
+  router_config cfg_;
+  bool renormalize_ = false;
+  row_matrix<T> w_;
+  vector_type b_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/moe/router.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Configuration of a `moe_attention` layer of E seeded feed-forward experts. (The seeds'
+/// `expert_capacity` is `capacity_factor`, `jitter_noise` is `jitter_eps`.)
+struct moe_config {
+  std::size_t dim = 0;          ///< token width d
+  std::size_t num_experts = 4;  ///< E
+  std::size_t top_k = 2;        ///< k
+  std::size_t hidden_dim = 0;   ///< expert hidden width h (0 = 4·d)
+  expert_activation activation = expert_activation::gelu;
+  bool expert_bias = true;            ///< feed-forward biases (initialised to zero)
+  double capacity_factor = 1.25;      ///< C = ⌈capacity_factor·N·k/E⌉; +inf = unlimited
+  std::optional<bool> renormalize{};  ///< default: k > 1
+  router_jitter jitter = router_jitter::none;
+  double jitter_eps = 1e-2;
+  capacity_priority priority = capacity_priority::token_order;
+  balance_fraction balance = balance_fraction::top1;
+  bool router_bias = false;
+  /// Router seed; expert e is initialised from seed + 1 + e.
+  std::uint64_t seed = 0;
+  std::size_t expert_block = 256;  ///< tokens per (expert, block) task; > 0
+};
+
+/// \brief The output of one routed batch.
+template <class T>
+struct moe_result {
+  row_matrix<T> output;      ///< [N × d_out]
+  moe_stats<T> stats;        ///< losses, per-expert counts, dropped assignments (= routing.stats)
+  router_output<T> routing;  ///< the full routing decision (logits, probs, experts, gates, kept)
+  /// [assignments × d_out] the un-gated expert outputs, row i for `routing.dispatch[i]` (what a
+  /// backward pass needs for ∂L/∂g_ts = ⟨∂L/∂y_t, expert_{e_ts}(x_t)⟩).
+  row_matrix<T> expert_outputs;
+};
+
+/// \brief The seeds' `compute_with_loss` result.
+template <class T>
+struct moe_loss_output {
+  std::vector<std::vector<T>> outputs;  ///< one output per query
+  T loss = T(0);                        ///< the Switch load-balancing loss L_aux
+  moe_stats<T> stats;                   ///< every other statistic of the call
+};
+
+/// \brief Token-routed mixture of experts (see the file comment).
+template <attention_scalar T = float>
+class moe_attention {
+ public:
+  using value_type = T;
+
+  /// \brief A router and E feed-forward experts d → h → d, all seeded from `config`.
+  explicit moe_attention(const moe_config& config)
+      : router_(make_router_config(config)), block_(config.expert_block) {
+    require_config(block_ > 0, "moe_attention: expert_block must be > 0");
+    experts_.reserve(config.num_experts);
+    for (std::size_t e = 0; e < config.num_experts; ++e) {
+      experts_.emplace_back(feed_forward_expert<T>(
+          feed_forward_config{.dim = config.dim,
+                              .hidden = config.hidden_dim,
+                              .activation = config.activation,
+                              .bias = config.expert_bias,
+                              .seed = config.seed + 1 + static_cast<std::uint64_t>(e)}));
+    }
+  }
+
+  /// \brief The seeds' shape: d = `dim`, E = `num_experts`, k = `top_k`, defaults otherwise.
+  moe_attention(std::size_t dim, std::size_t num_experts, std::size_t top_k)
+      : moe_attention(moe_config{.dim = dim, .num_experts = num_experts, .top_k = top_k}) {}
+
+  /// \brief A router and caller-supplied experts (experts.size() must equal the router's E; every
+  /// expert's input width must be d and all output widths equal — checked per call, since
+  /// attention experts take their widths from the call's context).
+  moe_attention(top_k_router<T> router, std::vector<any_expert<T>> experts,
+                std::size_t expert_block = 256)
+      : router_(std::move(router)), experts_(std::move(experts)), block_(expert_block) {
+    std::ostringstream os;
+    if (experts_.size() != router_.num_experts()) {
+      os << "moe_attention: got " << experts_.size() << " experts, the router has "
+         << router_.num_experts();
+      require_config(false, os.str());
+    }
+    for (std::size_t e = 0; e < experts_.size(); ++e) {
+      if (experts_[e].empty()) {
+        os << "moe_attention: experts[" << e << "] is empty";
+        require_config(false, os.str());
+      }
+    }
+    require_config(block_ > 0, "moe_attention: expert_block must be > 0");
+  }
+
+  [[nodiscard]] const top_k_router<T>& router() const noexcept { return router_; }
+  [[nodiscard]] const std::vector<any_expert<T>>& experts() const noexcept { return experts_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return router_.dim(); }
+  [[nodiscard]] std::size_t num_experts() const noexcept { return router_.num_experts(); }
+  [[nodiscard]] std::size_t top_k() const noexcept { return router_.top_k(); }
+
+  /// \brief Routes the rows of `tokens` [N × d] through token-wise experts (no context).
+  [[nodiscard]] moe_result<T> forward(const matrix_cref<T>& tokens,
+                                      const routing_call& call = {}) const {
+    moe_result<T> result;
+    forward_into(tokens, result, call);
+    return result;
+  }
+
+  /// \brief Routes the rows of `tokens` [N × d]; attention experts attend over `keys` [Lk × d_k]
+  /// and `values` [Lk × d_v] (feed-forward experts ignore them).
+  [[nodiscard]] moe_result<T> forward(const matrix_cref<T>& tokens, const matrix_cref<T>& keys,
+                                      const matrix_cref<T>& values,
+                                      const routing_call& call = {}) const {
+    moe_result<T> result;
+    forward_into(tokens, keys, values, result, call);
+    return result;
+  }
+
+  /// \brief `forward` into a caller-owned result whose buffers are reused (no large allocation
+  /// when the batch shape repeats). Every field is overwritten; after an exception the contents
+  /// of `result` are unspecified.
+  void forward_into(const matrix_cref<T>& tokens, moe_result<T>& result,
+                    const routing_call& call = {}) const {
+    run(tokens, expert_context<T>{}, call, result);
+  }
+
+  /// \brief `forward` with a context, into a caller-owned, reused result.
+  void forward_into(const matrix_cref<T>& tokens, const matrix_cref<T>& keys,
+                    const matrix_cref<T>& values, moe_result<T>& result,
+                    const routing_call& call = {}) const {
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()),
+                      static_cast<std::size_t>(keys.rows()));
+    run(tokens, expert_context<T>{&keys, &values}, call, result);
+  }
+
+  /// \brief One token routed in inference mode (the seeds' vector API; models
+  /// `attention_mechanism`). A single token is never dropped (C ≥ 1).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    require_dimension("query.size()", query.size(), dim());
+    const Eigen::Map<const row_matrix<T>> q(query.data(), 1, static_cast<Eigen::Index>(dim()));
+    const moe_result<T> r = forward(q, keys, values);
+    return std::vector<T>(r.output.data(), r.output.data() + r.output.size());
+  }
+
+  /// \brief Seeds-shaped single query with vector-of-vector keys/values.
+  [[nodiscard]] std::vector<T> compute(const std::vector<T>& query,
+                                       const std::vector<std::vector<T>>& keys,
+                                       const std::vector<std::vector<T>>& values) const {
+    return compute(std::span<const T>(query), to_matrix(keys, "keys"), to_matrix(values, "values"));
+  }
+
+  /// \brief The seeds' `compute_with_loss(queries, keys, values)`: every query routed as one batch;
+  /// returns the outputs and the Switch load-balancing loss (and the full statistics).
+  [[nodiscard]] moe_loss_output<T> compute_with_loss(const std::vector<std::vector<T>>& queries,
+                                                     const std::vector<std::vector<T>>& keys,
+                                                     const std::vector<std::vector<T>>& values,
+                                                     const routing_call& call = {}) const {
+    row_matrix<T> qm = to_matrix(queries, "queries");
+    if (queries.empty()) qm.resize(0, static_cast<Eigen::Index>(dim()));
+    moe_result<T> r = forward(qm, to_matrix(keys, "keys"), to_matrix(values, "values"), call);
+    moe_loss_output<T> out;
+    out.outputs.resize(queries.size());
+    for (std::size_t t = 0; t < queries.size(); ++t) {
+      const T* row = r.output.data() + t * static_cast<std::size_t>(r.output.cols());
+      out.outputs[t].assign(row, row + r.output.cols());
+    }
+    out.loss = r.stats.load_balance_loss;
+    out.stats = std::move(r.stats);
+    return out;
+  }
+
+ private:
+  static router_config make_router_config(const moe_config& c) {
+    return router_config{.dim = c.dim,
+                         .num_experts = c.num_experts,
+                         .top_k = c.top_k,
+                         .capacity_factor = c.capacity_factor,
+                         .renormalize = c.renormalize,
+                         .jitter = c.jitter,
+                         .jitter_eps = c.jitter_eps,
+                         .priority = c.priority,
+                         .balance = c.balance,
+                         .bias = c.router_bias,
+                         .seed = c.seed};
+  }
+
+  void run(const matrix_cref<T>& tokens, const expert_context<T>& ctx, const routing_call& call,
+           moe_result<T>& result) const {
+    const std::size_t d = dim(), E = num_experts(), k = top_k();
+    require_dimension("tokens.cols() (model dim)", static_cast<std::size_t>(tokens.cols()), d);
+    const std::size_t dout = experts_.front().output_dim(ctx);
+    for (std::size_t e = 0; e < E; ++e) {
+      std::ostringstream name;
+      name << "experts[" << e << "] input width";
+      require_dimension(name.str(), experts_[e].input_dim(ctx), d);
+      name.str("");
+      name << "experts[" << e << "] output width (must equal experts[0]'s)";
+      require_dimension(name.str(), experts_[e].output_dim(ctx), dout);
+    }
+
+    router_.route_into(tokens, result.routing, call);
+    const router_output<T>& rt = result.routing;
+    const std::size_t N = rt.num_tokens, M = rt.dispatch.size();
+    const auto idx = [](std::size_t v) { return static_cast<Eigen::Index>(v); };
+
+    // Expert outputs, one row per kept assignment, grouped by expert.
+    row_matrix<T>& y = result.expert_outputs;
+    y.resize(idx(M), idx(dout));
+    constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
+    std::vector<std::size_t> pos(N * k, npos);
+    for (std::size_t i = 0; i < M; ++i) pos[rt.dispatch[i].token * k + rt.dispatch[i].slot] = i;
+    struct task {
+      std::size_t expert, begin, end;
+    };
+    std::vector<task> tasks;
+    for (std::size_t e = 0; e < E; ++e)
+      for (std::size_t b = rt.expert_offsets[e]; b < rt.expert_offsets[e + 1]; b += block_)
+        tasks.push_back({e, b, std::min(b + block_, rt.expert_offsets[e + 1])});
+    parallel_for(0, tasks.size(), [&](std::size_t ti) {
+      const task& tk = tasks[ti];
+      const std::size_t n = tk.end - tk.begin;
+      row_matrix<T> xs(idx(n), idx(d));  // gathered tokens (Eigen-aligned, per task)
+      for (std::size_t i = 0; i < n; ++i)
+        xs.row(idx(i)) = tokens.row(idx(rt.dispatch[tk.begin + i].token));
+      Eigen::Map<row_matrix<T>, 0, Eigen::OuterStride<>> yb(
+          y.data() + tk.begin * dout, idx(n), idx(dout), Eigen::OuterStride<>(idx(dout)));
+      experts_[tk.expert].forward(xs, yb, ctx);
+    });
+
+    // y_t = Σ_s g_ts · expert output, slot order (kept slots only).
+    result.output.setZero(idx(N), idx(dout));
+    constexpr std::size_t token_block = 256;
+    parallel_for(0, (N + token_block - 1) / token_block, [&](std::size_t bi) {
+      const std::size_t t1 = std::min(N, (bi + 1) * token_block);
+      for (std::size_t t = bi * token_block; t < t1; ++t)
+        for (std::size_t s = 0; s < k; ++s)
+          if (const std::size_t p = pos[t * k + s]; p != npos)
+            result.output.row(idx(t)).noalias() += rt.gates[t * k + s] * y.row(idx(p));
+    });
+    result.stats = rt.stats;
+  }
+
+  top_k_router<T> router_;
+  std::vector<any_expert<T>> experts_;
+  std::size_t block_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/moe/moe_attention.hpp ----
+// ---- end ruvector/attention/moe.hpp ----
 // ---- begin ruvector/attention/sparse.hpp ----
 /// \file sparse.hpp
 /// \brief Entry header of the sparse family: flash attention, exact partial merges and ring
