@@ -13,10 +13,17 @@
 #include <ruvector/attention/curvature.hpp>
 #include <ruvector/attention/graph.hpp>
 #include <ruvector/attention/hyperbolic.hpp>
+#include <ruvector/attention/info_bottleneck.hpp>
+#include <ruvector/attention/info_geometry.hpp>
+#include <ruvector/attention/io/json.hpp>
 #include <ruvector/attention/kernels.hpp>
 #include <ruvector/attention/moe.hpp>
+#include <ruvector/attention/pde.hpp>
 #include <ruvector/attention/sparse.hpp>
 #include <ruvector/attention/standard.hpp>
+#include <ruvector/attention/topology.hpp>
+#include <ruvector/attention/transport.hpp>
+#include <ruvector/attention/unified_report.hpp>
 #include <string>
 #include <vector>
 
@@ -407,6 +414,411 @@ void run_moe(const matrix& doc) {
   std::printf("    time       %.1f us per batch of %d tokens\n", us, kTokens);
 }
 
+void run_topology(const matrix& doc) {
+  header("topology_gated_attention (window coherence gate: stable / cautious / freeze)",
+         "coherence of each query's softmax weights on the kNN(k=8) graph of its keys drives a "
+         "gate that persists across calls (c1 = 0.6, c2 = 0.45, hysteresis 0.05, period 1)");
+  // Coherence metrics of one window: a topic-A query vs weights scattered over every 3rd token.
+  const auto keys =
+      ra::prepare_coherence_keys<float>(doc, 8);  // kNN graph + edge cosines, built once
+  const ra::scaled_dot_product_attention<float> sdpa(kWidth);
+  const std::span<const float> q_a(doc.row(3).data(), kWidth);
+  const auto w_a = sdpa.compute_with_weights(q_a, doc, doc).weights;
+  std::vector<float> scattered(kTokens, 0.0f);
+  for (int j = 0; j < kTokens; j += 3) scattered[j] = 1.0f / 16;
+  ra::coherence_config cc;
+  cc.k = 8;
+  const std::pair<const char*, const std::vector<float>*> windows[] = {{"topic-A q", &w_a},
+                                                                       {"scattered", &scattered}};
+  for (const auto& [label, w] : windows) {
+    const auto m = ra::compute_coherence(keys, *w, cc);
+    std::printf(
+        "    %-10s boundary %.3f  cut %.3f  disagreement %.3f  sim-var %.4f -> coherence %.3f\n",
+        label, m.boundary_mass, m.cut_proxy, m.disagreement, m.similarity_variance, m.coherence);
+  }
+
+  // Incoherent windows: a marker added to column 63 of every 3rd (mild) or 5th (strong) token, and
+  // a query that reads only that column, so its attention lands on tokens scattered across the
+  // kNN graph (which the topic and position structure still decides).
+  const auto marked = [&](int every, float size) {
+    matrix k = doc;
+    for (int t = 0; t < kTokens; t += 1) k(t, 63) += (t % every == 1) ? size : 0.0f;
+    return k;
+  };
+  const matrix k_mild = marked(3, 0.5f), k_strong = marked(5, 1.0f);
+  std::vector<float> q_marker(kWidth, 0.0f);
+  q_marker[63] = 40.0f;
+
+  ra::topology_gated_config<float> cfg;
+  cfg.coherence.k = 8;
+  cfg.top_k = 8;
+  cfg.freeze_k = 4;
+  cfg.policy.cautious_threshold = 0.6;
+  cfg.policy.freeze_threshold = 0.45;
+  cfg.policy.hysteresis = 0.05;
+  const ra::topology_gated_attention<float> gate(kWidth, cfg);
+  std::printf("    call  window     coherence  mode\n");
+  const int window_of_call[] = {0, 0, 1, 1, 2, 0, 0, 0};  // 0 = topic-A, 1 = mild, 2 = strong
+  const char* names[] = {"topic-A", "mild", "strong"};
+  for (int t = 0; t < 8; ++t) {
+    const int w = window_of_call[t];
+    const auto r = w == 0 ? gate.compute_detailed(q_a, keys, doc)  // prepared: kNN reused
+                          : gate.compute_detailed(q_marker, w == 1 ? k_mild : k_strong, doc);
+    std::printf("    %4d  %-9s  %9.3f  %s\n", t, names[w], r.metrics ? r.metrics->coherence : -1.0,
+                ra::to_string(r.mode));
+  }
+  const double us = time_us(200, [&] { (void)gate.compute(q_a, keys, doc); });
+  std::printf("    time       %.2f us per gated call with prepared keys (n=%d, d=%d)\n", us,
+              kTokens, kWidth);
+}
+
+void run_info_bottleneck(const matrix& doc) {
+  header("variational_bottleneck (VIB, Alemi et al. 2017) + attention-weight compression",
+         "64 -> 8 Gaussian bottleneck trained 60 SGD steps to put the topic (A = +1, B = -1) in "
+         "z[0], beta warm-up; then tempered / top-mass attention weights");
+  const std::size_t dz = 8;
+  ra::variational_bottleneck<float> vib({.input_dim = kWidth, .latent_dim = dz, .seed = 5});
+  const auto sched = ra::beta_schedule::linear(0.0, 0.05, 40);
+  ra::rng gen(17);
+  matrix grad_z(kTokens, static_cast<Eigen::Index>(dz));
+  for (std::size_t step = 0; step <= 60; ++step) {
+    const auto fwd = vib.forward(doc, gen);
+    // Downstream loss: mean over tokens of ½ (z_t[0] − y_t)², y = +1 on topic A, −1 on topic B.
+    grad_z.setZero();
+    double task = 0.0;
+    for (int t = 0; t < kTokens; ++t) {
+      const float y = ((t / 16) % 2 == 0) ? 1.0f : -1.0f;
+      const float r = fwd.z(t, 0) - y;
+      task += 0.5 * r * r / kTokens;
+      grad_z(t, 0) = r / kTokens;
+    }
+    const auto beta = static_cast<float>(sched.beta(step));
+    if (step % 20 == 0)
+      std::printf("    step %2zu    beta %.4f  task loss %.4f  KL %.3f nats/token\n", step, beta,
+                  task, static_cast<double>(fwd.kl_mean));
+    vib.apply_gradients(vib.backward(doc, fwd, grad_z, beta), 0.01f);
+  }
+  const auto eval = vib.forward(doc);  // deterministic: z = mu
+  std::printf("    z[0] mean  topic A %.3f, topic B %.3f\n",
+              0.5 * (eval.z.col(0).head(16).mean() + eval.z.col(0).tail(16).mean()),
+              static_cast<double>(eval.z.col(0).segment(16, 16).mean()));
+  print_vector("mu[3]", eval.mu.row(3).data(), static_cast<int>(dz));
+
+  // Attention weights of token 3 over the document, then compressed.
+  std::vector<float> w(kTokens), w20(kTokens);
+  for (int j = 0; j < kTokens; ++j) {
+    w[j] = doc.row(3).dot(doc.row(j)) / std::sqrt(float(kWidth));
+    w20[j] = doc.row(20).dot(doc.row(j)) / std::sqrt(float(kWidth));
+  }
+  ra::kernels::softmax(w.data(), w.size());
+  ra::kernels::softmax(w20.data(), w20.size());
+  print_weights("w[3]", w.data(), kTokens);
+  for (const float temp : {0.5f, 2.0f}) {
+    const auto c = ra::temper_weights<float>(w, temp);
+    char label[16];
+    std::snprintf(label, sizeof label, "T=%.1f", static_cast<double>(temp));
+    print_weights(label, c.weights.data(), kTokens);
+  }
+  const auto top = ra::top_mass_truncate<float>(w, 0.9f);
+  std::printf("    top-0.9    keeps %zu of %d keys, KL to uniform %.3f -> %.3f nats\n", top.kept,
+              kTokens, std::log(double(kTokens)) - static_cast<double>(top.entropy_in),
+              static_cast<double>(top.kl_to_uniform));
+  std::printf("    JS(w[3], w[20]) = %.3f nats (ln 2 = %.3f), KL(w[3] || w[20]) = %.3f\n",
+              static_cast<double>(ra::js_divergence<float>(w, w20)), std::log(2.0),
+              static_cast<double>(ra::kl_categorical<float>(w, w20)));
+  const double us = time_us(50, [&] {
+    const auto f = vib.forward(doc, gen);
+    (void)vib.backward(doc, f, grad_z, 0.01f);
+  });
+  std::printf("    time       %.1f us per VIB forward+backward of %d tokens\n", us, kTokens);
+}
+
+// headers ruvector/attention/pde/{laplacian,diffusion,diffusion_attention}.hpp).
+void run_pde(const matrix& doc) {
+  header("diffusion_attention (heat diffusion of the logits on the kNN key graph)",
+         "query = token 3 (topic A); keys/values = the 48 tokens; kNN graph k = 6, L_sym");
+  const std::span<const float> q(doc.row(3).data(), kWidth);
+
+  // The key graph and one diffusion of a spike: heat stays mostly inside its topic block.
+  ra::laplacian_options<float> lo;
+  lo.type = ra::laplacian_type::symmetric_normalized;
+  const auto lap = ra::sparse_laplacian<float>::from_keys(doc, 6, lo);
+  std::printf("    graph      n=%zu nnz=%zu sigma=%.3f lambda_max bound %.2f (power est. %.3f)\n",
+              lap.size(), lap.nnz(), lap.sigma(), lap.lambda_max_bound(),
+              ra::estimate_lambda_max(lap));
+  std::vector<float> spike(kTokens, 0.0f);
+  spike[3] = 1.0f;
+  ra::diffusion_report rep;
+  const auto heat = ra::heat_diffuse(lap, std::span<const float>(spike), 2.0, {}, &rep);
+  float own = 0, other = 0;
+  for (int j = 0; j < kTokens; ++j) ((j / 16) % 2 == 0 ? own : other) += heat[j];
+  std::printf(
+      "    spike@3    t=2: mass on topic A %.3f, topic B %.3f (Chebyshev degree %zu, "
+      "bound %.1e)\n",
+      own, other, rep.chebyshev_degree, rep.error_bound);
+  ra::diffusion_options eo;
+  eo.method = ra::diffusion_method::euler;
+  eo.dt = 5.0;  // far beyond the stability bound dt*lambda_max <= 2: split automatically
+  (void)ra::heat_diffuse(lap, std::span<const float>(spike), 20.0, eo, &rep);
+  std::printf("    euler      dt=5 requested %zu steps, took %zu (split: %s)\n",
+              rep.requested_steps, rep.euler_steps, rep.split ? "yes" : "no");
+
+  // Attention at t = 0 (plain softmax), t = 1, and multiscale {0.5, 2, 8}.
+  for (const auto& times :
+       {std::vector<double>{0.0}, std::vector<double>{1.0}, std::vector<double>{0.5, 2.0, 8.0}}) {
+    ra::diffusion_attention_config<float> c;
+    c.k = 6;
+    c.times = times;
+    const ra::diffusion_attention<float> att(kWidth, c);
+    const auto graph = att.prepare_keys(doc);
+    const auto r = att.compute_with_weights(q, graph, doc);
+    char label[32];
+    std::snprintf(label, sizeof label, times.size() > 1 ? "t=multi" : "t=%.0f", times[0]);
+    // Mean of the per-time weights, summarised like the other mechanisms.
+    std::vector<float> w(kTokens, 0.0f);
+    for (Eigen::Index t = 0; t < r.weights.rows(); ++t)
+      for (int j = 0; j < kTokens; ++j) w[j] += r.weights(t, j) / r.weights.rows();
+    print_weights(label, w.data(), kTokens);
+    if (times.size() == 1 && times[0] == 1.0) {
+      print_vector("output", r.output.data(), kWidth);
+      std::vector<float> out(kWidth);
+      const double us = time_us(200, [&] { att.compute_into(q, graph, doc, out); });
+      std::printf("    time       %.2f us per query on the prepared graph (n=%d, d=%d)\n", us,
+                  kTokens, kWidth);
+    }
+  }
+}
+
+//        header), plus <span> and <vector> (already in demo.cpp).
+void run_info_geometry(const matrix& doc) {
+  header("info_geometry (Fisher information, natural gradient, Fisher-Rao distance)",
+         "attention logits of token 3 over the 48 tokens: Fisher of softmax, a natural-gradient "
+         "step towards 'attend to topic B', and the Fisher-Rao distance it travels");
+  // Logits s_j = q . k_j / sqrt(d) for query token 3 (topic A).
+  std::vector<float> logits(kTokens);
+  for (int j = 0; j < kTokens; ++j) logits[std::size_t(j)] = doc.row(3).dot(doc.row(j)) / 8.0f;
+  const auto fisher = ra::categorical_fisher<float>::from_logits(logits);
+  const auto p0 = fisher.probabilities();
+  print_weights("p before", p0.data(), kTokens);
+  const auto diag = fisher.diagonal();
+  print_vector("diag F", diag.data(), kTokens);
+
+  // Target: uniform over topic B (tokens 16-31). Cross-entropy gradient w.r.t. logits: p - q.
+  std::vector<float> q(kTokens, 0.0f), grad(kTokens);
+  for (int j = 16; j < 32; ++j) q[std::size_t(j)] = 1.0f / 16.0f;
+  for (int j = 0; j < kTokens; ++j) grad[std::size_t(j)] = p0[std::size_t(j)] - q[std::size_t(j)];
+
+  // Damped CG on the matrix-free Fisher vs the Sherman-Morrison closed form.
+  std::vector<float> x_cg(kTokens), x_cf(kTokens);
+  const auto res = ra::conjugate_gradient<float>(fisher, grad, x_cg, 1e-3f);
+  fisher.solve(grad, 1e-3f, x_cf);
+  double diff = 0, scale = 0;
+  for (int j = 0; j < kTokens; ++j) {
+    diff = std::max(diff, double(std::abs(x_cg[std::size_t(j)] - x_cf[std::size_t(j)])));
+    scale = std::max(scale, double(std::abs(x_cf[std::size_t(j)])));
+  }
+  std::printf(
+      "    CG         %zu iterations, relative residual %.2e, converged %s; "
+      "max |CG - closed form| / max |x| = %.2e\n",
+      res.iterations, double(res.relative_residual), res.converged ? "yes" : "no", diff / scale);
+
+  // Three natural-gradient steps (closed form, lambda = 1e-3), then the distance travelled.
+  const ra::natural_gradient_optimizer<float> opt({.learning_rate = 0.5f, .damping = 1e-3f});
+  std::vector<float> theta = logits;
+  for (int step = 0; step < 3; ++step) {
+    std::vector<float> p(theta);
+    ra::kernels::softmax(p.data(), p.size());
+    for (int j = 0; j < kTokens; ++j) grad[std::size_t(j)] = p[std::size_t(j)] - q[std::size_t(j)];
+    opt.step_logits(theta, grad);
+  }
+  std::vector<float> p1(theta);
+  ra::kernels::softmax(p1.data(), p1.size());
+  print_weights("p after", p1.data(), kTokens);
+  const std::vector<float> p0v(p0.begin(), p0.end());
+  std::printf(
+      "    d_FR       before->after %.4f, before->target %.4f, after->target %.4f "
+      "(max pi)\n",
+      double(ra::fisher_rao_distance<float>(p0v, p1)),
+      double(ra::fisher_rao_distance<float>(p0v, q)),
+      double(ra::fisher_rao_distance<float>(p1, q)));
+
+  // Empirical Fisher from the 48 token vectors as "per-sample gradients" (N = 48, P = 64).
+  const ra::empirical_fisher<float> emp(doc);
+  const ra::natural_gradient_optimizer<float> sgd({.learning_rate = 1.0f, .damping = 0.1f});
+  std::vector<float> params(kWidth, 0.0f), g(kWidth, 1.0f);
+  const auto r2 = sgd.step(params, g, emp);
+  print_vector("emp. step", params.data(), kWidth);
+  std::printf("    CG         %zu iterations on (G^T G / 48 + 0.1 I), relative residual %.2e\n",
+              r2.iterations, double(r2.relative_residual));
+  const double us =
+      time_us(200, [&] { (void)ra::conjugate_gradient<float>(fisher, grad, x_cg, 1e-3f); });
+  std::printf("    time       %.2f us per damped CG solve (n=%d)\n", us, kTokens);
+}
+
+void print_report(const char* label, const ra::geometry_report& r) {
+  std::printf("    %-10s health %.2f -> %s, temperature x%.3g\n", label, r.health_score,
+              std::string(ra::mechanism_name(r.advice.mechanism)).c_str(),
+              r.advice.temperature_factor);
+  for (const auto& m : r.metrics)
+    std::printf("               %-20s %9.4f  %s\n", std::string(ra::metric_name(m.kind)).c_str(),
+                m.value, std::string(ra::status_name(m.status)).c_str());
+  std::printf("               why: %s\n", r.advice.reasons.front().c_str());
+}
+
+void run_report(const matrix& doc) {
+  header("unified geometry report (analyze)",
+         "OT shift, topology coherence, diffusion energy, attention entropy, H0 persistence, "
+         "Gromov delta, smoothness -> health score and a recommended mechanism");
+  const matrix queries = doc.middleRows(3, 2);
+  const auto r = ra::analyze<float>(queries, doc);
+  print_report("document", r);
+  // A synthetic tree: 3 children per node, steps halving per level (364 nodes in R^16).
+  ra::rng gen(5);
+  std::vector<std::vector<float>> nodes{std::vector<float>(16, 0.0f)};
+  std::vector<std::size_t> level{0};
+  float step = 1.0f;
+  for (int depth = 0; depth < 5; ++depth) {
+    std::vector<std::size_t> next;
+    for (const std::size_t parent : level)
+      for (int c = 0; c < 3; ++c) {
+        std::vector<float> u(16);
+        float norm = 0;
+        for (float& x : u) x = gen.normal<float>(), norm += x * x;
+        std::vector<float> x = nodes[parent];
+        for (int i = 0; i < 16; ++i) x[i] += step * u[i] / std::sqrt(norm);
+        nodes.push_back(x);
+        next.push_back(nodes.size() - 1);
+      }
+    level = next;
+    step *= 0.5f;
+  }
+  const matrix tree = ra::to_matrix(nodes, "tree");
+  print_report("tree", ra::analyze<float>(matrix(tree.topRows(2)), tree));
+  const double us = time_us(5, [&] { (void)ra::analyze<float>(queries, doc); });
+  std::printf("    time       %.0f us per report (48 keys)\n", us);
+  std::printf("    json       %s\n", ra::to_json_string(r, -1).substr(0, 160).c_str());
+}
+
+void run_transport(const matrix& doc) {
+  header("transport: sinkhorn (entropic OT)",
+         "plan between tokens 0-15 (topic A) and 16-47 (B then A), cost = |x - y|^2 / d");
+  {
+    const matrix src = doc.topRows(16), dst = doc.bottomRows(32);
+    matrix cost(16, 32);
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 32; ++j) cost(i, j) = (src.row(i) - dst.row(j)).squaredNorm() / kWidth;
+    const std::vector<float> a(16, 1.0f / 16), b(32, 1.0f / 32);
+    ra::sinkhorn_options<float> opt;
+    opt.epsilon = 0.05f;
+    const auto r = ra::sinkhorn<float>(cost, a, b, opt);
+    float to_a = 0;  // mass sent to the topic-A half of dst (tokens 32-47)
+    for (int i = 0; i < 16; ++i) to_a += r.plan.row(i).tail(16).sum();
+    std::printf(
+        "    cost       <P,C> = %.4f, objective %.4f, %zu sweeps, marginal error %.1e (%s)\n",
+        r.cost, r.objective, r.iterations, r.marginal_error,
+        r.converged ? "converged" : "not converged");
+    std::printf("    plan       topic-A sources -> topic-A targets: %.3f (b caps it at 0.5)\n",
+                to_a);
+    const double us = time_us(20, [&] { (void)ra::sinkhorn<float>(cost, a, b, opt); });
+    std::printf("    time       %.1f us (16 x 32)\n", us);
+  }
+
+  header("transport: sinkhorn_attention (Sinkformer)",
+         "48-token self-attention, 3 Sinkhorn iterations: rows sum to 1, columns to ~1");
+  {
+    const ra::sinkhorn_attention<float> att(kWidth, 3);
+    const auto r = att.forward(doc, doc, doc, {}, true);
+    print_vector("out[3]", r.output.row(3).data(), kWidth);
+    print_weights("w[3]", r.weights.row(3).data(), kTokens);
+    std::printf("    marginals  row error %.1e, column error %.3f after %zu iterations\n",
+                r.row_error, r.column_error, r.iterations);
+    const double us = time_us(20, [&] { (void)att.compute_batch(doc, doc, doc); });
+    std::printf("    time       %.1f us for the 48 x 48 batch\n", us);
+  }
+
+  header("transport: centroid_ot_attention (k-means + semi-unbalanced OT)",
+         "keys clustered once into M = 4; query = token 3 (closed form) and a 48-query batch");
+  {
+    ra::kmeans_options km;
+    km.clusters = 4;
+    km.seed = 7;
+    const ra::centroid_key_set<float> keys(doc, doc, km);
+    std::printf("    clusters   sizes");
+    for (std::size_t m = 0; m < keys.num_clusters(); ++m) std::printf(" %zu", keys.cluster_size(m));
+    std::printf(" (k-means inertia %.2f, %zu iterations)\n", keys.clustering_inertia(),
+                keys.clustering_iterations());
+    ra::centroid_ot_config<float> cfg;
+    cfg.rho = 1.0f;
+    const ra::centroid_ot_attention<float> att(cfg);
+    const std::span<const float> q(doc.row(3).data(), kWidth);
+    const auto one = att.compute_with_weights(q, keys, true);
+    print_vector("out[3]", one.output.data(), kWidth);
+    print_weights("key w[3]", one.key_weights.data(), kTokens);
+    const auto batch = att.compute_batch(doc, keys);
+    std::printf("    batch      %zu iterations, cluster loads", batch.iterations);
+    for (float l : batch.cluster_load) std::printf(" %.3f", l);
+    std::printf(" (masses");
+    for (float mu : keys.masses()) std::printf(" %.3f", mu);
+    std::printf(")\n");
+    const double us = time_us(200, [&] { (void)att.compute(q, keys); });
+    std::printf("    time       %.2f us per single query (M = 4)\n", us);
+  }
+}
+
+void run_sliced_wasserstein(const matrix& doc) {
+  header("sliced_wasserstein_attention (multi-vector key sets, real sliced OT)",
+         "12 key sets of 4 consecutive tokens; query = a set of 4 topic-A tokens; "
+         "score = -SW_2^2(query set, key set)/tau over 32 directions");
+  // Key sets: tokens [4s, 4s + 4) for s < 12 (sets 0-3 and 8-11 are topic A, 4-7 topic B).
+  const std::vector<std::size_t> sizes(12, 4);
+  const auto keys = ra::vector_sets<float>::from_sizes(doc, sizes);
+  matrix values(12, kWidth);  // one value row per set: the set's mean token
+  for (int s = 0; s < 12; ++s) values.row(s) = doc.middleRows(4 * s, 4).colwise().mean();
+  matrix query(4, kWidth);  // topic-A tokens from both A blocks, not a key set itself
+  query.row(0) = doc.row(2);
+  query.row(1) = doc.row(9);
+  query.row(2) = doc.row(38);
+  query.row(3) = doc.row(45);
+
+  const ra::sliced_wasserstein_attention<float> att(
+      {.dim = kWidth, .num_projections = 32, .p = 2.0, .temperature = 0.05, .seed = 3});
+  const auto prepared = att.prepare_keys(keys);  // sorted projections of every set, once
+  const auto r = att.compute_detailed(query, prepared, values);
+  double mass_a = 0;
+  int best = 0;
+  for (int s = 0; s < 12; ++s) {
+    if (s < 4 || s >= 8) mass_a += r.weights[std::size_t(s)];
+    if (r.weights[std::size_t(s)] > r.weights[std::size_t(best)]) best = s;
+  }
+  print_vector("output", r.output.data(), kWidth);
+  std::printf(
+      "    weights    topic-A mass %.3f, max %.3f at set %d; SW_2^2 to set 0 = %.3f, "
+      "to set 4 = %.3f\n",
+      mass_a, double(r.weights[std::size_t(best)]), best, double(r.distances[0]),
+      double(r.distances[4]));
+  std::printf(
+      "    1-D W_1({0}, {1, 3}) = %.3f (closed form (1 + 3)/2 = 2)\n",
+      double(ra::wasserstein_1d_pp(std::vector<float>{0.f}, std::vector<float>{1.f, 3.f}, 1.0f)));
+
+  // Two-stage: top-4 sets by mean(query)·mean(set), SW on those only.
+  const ra::sliced_wasserstein_attention<float> filtered({.dim = kWidth,
+                                                          .num_projections = 32,
+                                                          .p = 2.0,
+                                                          .temperature = 0.05,
+                                                          .candidates = 4,
+                                                          .seed = 3});
+  const auto fp = filtered.prepare_keys(keys);
+  const auto rf = filtered.compute_detailed(query, fp, values);
+  std::printf("    filtered   C = 4 candidates {%u, %u, %u, %u}\n", rf.candidates[0],
+              rf.candidates[1], rf.candidates[2], rf.candidates[3]);
+  std::vector<float> out(kWidth);
+  const double us_all = time_us(200, [&] { att.compute_into(query, prepared, values, out); });
+  const double us_f = time_us(200, [&] { filtered.compute_into(query, fp, values, out); });
+  const double us_prep = time_us(50, [&] { (void)att.prepare_keys(keys); });
+  std::printf("    time       %.2f us per query (all 12 sets), %.2f us (C = 4), prepare %.2f us\n",
+              us_all, us_f, us_prep);
+}
+
 }  // namespace
 
 int main() {
@@ -424,6 +836,13 @@ int main() {
   run_geometric(doc);
   run_graph(doc);
   run_moe(doc);
+  run_topology(doc);
+  run_info_bottleneck(doc);
+  run_pde(doc);
+  run_info_geometry(doc);
+  run_transport(doc);
+  run_sliced_wasserstein(doc);
+  run_report(doc);
   std::printf("\ndone.\n");
   return 0;
 }

@@ -9131,9 +9131,1691 @@ class hyperbolic_attention {
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/hyperbolic/hyperbolic_attention.hpp ----
 // ---- end ruvector/attention/hyperbolic.hpp ----
-// ---- begin ruvector/attention/kernels.hpp ----
-/// \file kernels.hpp
-/// \brief Entry header of the xsimd kernel layer.
+// ---- begin ruvector/attention/info_bottleneck.hpp ----
+/// \file info_bottleneck.hpp
+/// \brief Entry header of the information-bottleneck family (theory 5): KL and Jensen–Shannon
+/// divergences, the variational information bottleneck layer with β schedules and analytic
+/// gradients, and attention-weight compression.
+
+// ---- begin ruvector/attention/info_bottleneck/bottleneck.hpp ----
+/// \file info_bottleneck/bottleneck.hpp
+/// \brief Variational information bottleneck layer (Alemi, Fischer, Dillon & Murphy 2017, "Deep
+/// Variational Information Bottleneck") with β-annealing schedules (Bowman et al. 2016 linear
+/// warm-up; cosine; cyclical, Fu et al. 2019).
+///
+/// For a batch X `[B, d_in]` (rows = samples) the Gaussian encoder q(z|x) is linear:
+///
+///     M   = X W_μᵀ + 1 b_μᵀ                                   `[B, d_z]`
+///     Λ   = clamp(X W_σᵀ + 1 b_σᵀ, logvar_min, logvar_max)    `[B, d_z]`, Λ = log σ²
+///     Z   = M + exp(½ Λ) ⊙ E,   E_ij ~ N(0, 1)                (reparameterisation trick)
+///     KL_b = ½ Σ_j (M_bj² + e^{Λ_bj} − Λ_bj − 1)              (KL(q(z|x_b) ‖ N(0, I)))
+///     L_KL = β · (1/B) Σ_b KL_b
+///
+/// Weights use the PyTorch `Linear` layout `[out_features, in_features]`: W_μ, W_σ `[d_z, d_in]`,
+/// b_μ, b_σ `[d_z]`. Initialisation from `vib_config::seed`: W_μ then W_σ are drawn Xavier-uniform
+/// U(±√(6 / (d_in + d_z))) (Glorot & Bengio 2010) from `rng(seed)`, element by element in
+/// row-major order; both biases are zero (so σ ≈ 1 at the start for centred inputs).
+///
+/// Sampling: `forward(x, gen)` draws E_ij = gen.normal<T>() in row-major order (b, then j), so a
+/// seeded `rng` reproduces Z bit for bit. `forward(x)` is the deterministic (evaluation) mode:
+/// E = 0 and Z = M. `forward(x, eps)` uses caller-given noise (e.g. held fixed for a gradient
+/// check).
+///
+/// Backward (`backward(x, fwd, grad_z, beta)`), given G = ∂L/∂Z from downstream (`[B, d_z]`, the
+/// gradient of the caller's whole loss) and the KL term above:
+///
+///     G_μ = G + (β/B) M
+///     G_Λ = [G ⊙ ½ σ ⊙ E + (β/B) ½ (e^Λ − 1)] ⊙ 1[logvar_min ≤ Λ_raw ≤ logvar_max]
+///     ∂W_μ = G_μᵀ X,  ∂b_μ = 1ᵀ G_μ,  ∂W_σ = G_Λᵀ X,  ∂b_σ = 1ᵀ G_Λ,  ∂X = G_μ W_μ + G_Λ W_σ
+///
+/// (∂z/∂μ = 1 and ∂z/∂log σ² = ½ σ ε). The clamp passes no gradient where it is active
+/// (the derivative of clamp outside its range). All products are Eigen GEMMs.
+///
+/// Conventions and errors: `vib_config` / `beta_schedule` inconsistencies throw `invalid_config`;
+/// a wrong input width or a mis-shaped eps/grad/parameter throws `dimension_mismatch`; an empty
+/// batch, β < 0 or a negative learning rate throws `invalid_argument` (β and lr are call
+/// arguments, not configuration); NaN/Inf inputs throw `non_finite_input` naming the element.
+/// Forward and backward are const and thread-safe; `set_parameters` and `apply_gradients` are
+/// not.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numbers>
+#include <span>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+// ================================================================================================
+// β schedules
+// ================================================================================================
+
+/// \brief Shape of a `beta_schedule`.
+enum class beta_schedule_kind {
+  constant,  ///< β(t) = β1
+  linear,    ///< β(t) = β0 + (β1 − β0) · min(t / S, 1)
+  cosine,    ///< β(t) = β1 + (β0 − β1) · ½ (1 + cos(π · min(t / S, 1)))
+  cyclical,  ///< Fu et al. 2019; see `beta_schedule::cyclical`
+};
+
+/// \brief A β-annealing schedule for the KL weight; `beta(step)` with 0-based steps.
+///
+/// - `linear(β0, β1, S)`: warm-up from β0 (t = 0) to β1 (t ≥ S), linear in between.
+/// - `cosine(β0, β1, S)`: β0 at t = 0 to β1 at t ≥ S along half a cosine (flat at both ends).
+/// - `cyclical(β0, β1, T, R, ratio)` (Fu et al. 2019, "Cyclical Annealing Schedule"): the
+///   first T steps are split into R cycles of (real) length P = T / R; with τ = (t mod P) / P,
+///   β(t) = β0 + (β1 − β0) · min(τ / ratio, 1), i.e. a linear rise over the first `ratio` of
+///   each cycle, then β1 for the rest of it; for t ≥ T the schedule stays at β1.
+/// Requirements (else `invalid_config`): β0, β1 finite and ≥ 0; S ≥ 1; R ≥ 1; T ≥ R;
+/// 0 < ratio ≤ 1.
+class beta_schedule {
+ public:
+  /// β(t) = beta for every step.
+  [[nodiscard]] static beta_schedule constant(double beta) {
+    check_beta("beta", beta);
+    beta_schedule s;
+    s.beta0_ = s.beta1_ = beta;
+    return s;
+  }
+
+  /// Linear warm-up from beta0 to beta1 over `steps` steps (then constant beta1).
+  [[nodiscard]] static beta_schedule linear(double beta0, double beta1, std::size_t steps) {
+    return ramp(beta_schedule_kind::linear, beta0, beta1, steps);
+  }
+
+  /// Cosine warm-up from beta0 to beta1 over `steps` steps (then constant beta1).
+  [[nodiscard]] static beta_schedule cosine(double beta0, double beta1, std::size_t steps) {
+    return ramp(beta_schedule_kind::cosine, beta0, beta1, steps);
+  }
+
+  /// Cyclical schedule: `cycles` cycles over `total_steps`, rising over the first `ratio` of each.
+  [[nodiscard]] static beta_schedule cyclical(double beta0, double beta1, std::size_t total_steps,
+                                              std::size_t cycles, double ratio = 0.5) {
+    check_beta("beta0", beta0);
+    check_beta("beta1", beta1);
+    require_config(cycles >= 1, "beta_schedule::cyclical: cycles must be >= 1");
+    require_config(total_steps >= cycles, "beta_schedule::cyclical: total_steps must be >= cycles");
+    require_config(std::isfinite(ratio) && ratio > 0.0 && ratio <= 1.0,
+                   "beta_schedule::cyclical: ratio must be in (0, 1]");
+    beta_schedule s;
+    s.kind_ = beta_schedule_kind::cyclical;
+    s.beta0_ = beta0;
+    s.beta1_ = beta1;
+    s.steps_ = total_steps;
+    s.cycles_ = cycles;
+    s.ratio_ = ratio;
+    return s;
+  }
+
+  /// The KL weight at 0-based training step `step`.
+  [[nodiscard]] double beta(std::size_t step) const noexcept {
+    const double t = static_cast<double>(step);
+    switch (kind_) {
+      case beta_schedule_kind::constant:
+        return beta1_;
+      case beta_schedule_kind::linear: {
+        const double f = std::min(t / static_cast<double>(steps_), 1.0);
+        return beta0_ + (beta1_ - beta0_) * f;
+      }
+      case beta_schedule_kind::cosine: {
+        const double f = std::min(t / static_cast<double>(steps_), 1.0);
+        return beta1_ + (beta0_ - beta1_) * 0.5 * (1.0 + std::cos(std::numbers::pi * f));
+      }
+      case beta_schedule_kind::cyclical: {
+        if (step >= steps_) return beta1_;
+        const double period = static_cast<double>(steps_) / static_cast<double>(cycles_);
+        const double tau = std::fmod(t, period) / period;
+        return beta0_ + (beta1_ - beta0_) * std::min(tau / ratio_, 1.0);
+      }
+    }
+    return beta1_;
+  }
+
+  [[nodiscard]] beta_schedule_kind kind() const noexcept { return kind_; }
+  [[nodiscard]] double beta0() const noexcept { return beta0_; }
+  [[nodiscard]] double beta1() const noexcept { return beta1_; }
+  /// S (linear/cosine) or T (cyclical); 0 for constant.
+  [[nodiscard]] std::size_t steps() const noexcept { return steps_; }
+  [[nodiscard]] std::size_t cycles() const noexcept { return cycles_; }
+  [[nodiscard]] double ratio() const noexcept { return ratio_; }
+
+ private:
+  beta_schedule() = default;
+
+  static void check_beta(const char* name, double b) {
+    if (!(std::isfinite(b) && b >= 0.0)) {
+      std::ostringstream os;
+      os << "beta_schedule: " << name << " = " << b << ", expected a finite value >= 0";
+      require_config(false, os.str());
+    }
+  }
+
+  static beta_schedule ramp(beta_schedule_kind kind, double beta0, double beta1,
+                            std::size_t steps) {
+    check_beta("beta0", beta0);
+    check_beta("beta1", beta1);
+    require_config(steps >= 1, "beta_schedule: warm-up steps must be >= 1");
+    beta_schedule s;
+    s.kind_ = kind;
+    s.beta0_ = beta0;
+    s.beta1_ = beta1;
+    s.steps_ = steps;
+    return s;
+  }
+
+  beta_schedule_kind kind_ = beta_schedule_kind::constant;
+  double beta0_ = 0.0;
+  double beta1_ = 0.0;
+  std::size_t steps_ = 0;
+  std::size_t cycles_ = 0;
+  double ratio_ = 1.0;
+};
+
+// ================================================================================================
+// The VIB layer
+// ================================================================================================
+
+/// \brief Configuration of a `variational_bottleneck`.
+struct vib_config {
+  std::size_t input_dim = 0;   ///< d_in ≥ 1
+  std::size_t latent_dim = 0;  ///< d_z ≥ 1
+  std::uint64_t seed = 0;      ///< seed of the Xavier initialisation
+  double logvar_min = -10.0;   ///< lower clamp of log σ² (finite, < logvar_max)
+  double logvar_max = 10.0;    ///< upper clamp of log σ² (finite; ≤ 80 keeps float σ² finite)
+};
+
+/// \brief Parameters (or their gradients) of a `variational_bottleneck`.
+template <attention_scalar T>
+struct vib_parameters {
+  using vector_type = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+  row_matrix<T> w_mu;      ///< `[d_z, d_in]`
+  vector_type b_mu;        ///< `[d_z]`
+  row_matrix<T> w_logvar;  ///< `[d_z, d_in]` (W_σ)
+  vector_type b_logvar;    ///< `[d_z]` (b_σ)
+};
+
+/// \brief Gradients returned by `variational_bottleneck::backward`.
+template <attention_scalar T>
+struct vib_gradients {
+  vib_parameters<T> params;  ///< ∂L/∂W_μ, ∂L/∂b_μ, ∂L/∂W_σ, ∂L/∂b_σ
+  row_matrix<T> x;           ///< ∂L/∂X `[B, d_in]`
+};
+
+/// \brief The outputs of one forward pass (kept for `backward`).
+template <attention_scalar T>
+struct vib_forward_result {
+  row_matrix<T> mu;                        ///< M `[B, d_z]`
+  row_matrix<T> logvar;                    ///< Λ = clamped log σ² `[B, d_z]`
+  row_matrix<T> logvar_raw;                ///< log σ² before clamping `[B, d_z]`
+  row_matrix<T> eps;                       ///< E (zeros in deterministic mode) `[B, d_z]`
+  row_matrix<T> z;                         ///< Z = M + σ ⊙ E `[B, d_z]`
+  Eigen::Matrix<T, Eigen::Dynamic, 1> kl;  ///< KL_b per sample `[B]`
+  T kl_mean = T(0);                        ///< (1/B) Σ_b KL_b
+
+  /// β · (1/B) Σ_b KL_b; throws `invalid_argument` unless β is finite and ≥ 0.
+  [[nodiscard]] T kl_loss(T beta) const {
+    if (!(std::isfinite(beta) && beta >= T(0))) {
+      std::ostringstream os;
+      os << "invalid argument: beta = " << beta << ", expected a finite value >= 0";
+      throw invalid_argument(os.str());
+    }
+    return beta * kl_mean;
+  }
+};
+
+/// \brief Variational information bottleneck encoder x → q(z|x) = N(μ(x), diag σ²(x)) with
+/// reparameterised sampling, KL regulariser and analytic gradients; see the file comment.
+template <attention_scalar T>
+class variational_bottleneck {
+ public:
+  using value_type = T;
+  using vector_type = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+  /// \brief Validates `config` (`invalid_config`) and Xavier-initialises from `config.seed`.
+  explicit variational_bottleneck(const vib_config& config) : cfg_(config) {
+    require_config(cfg_.input_dim >= 1, "vib_config: input_dim must be >= 1");
+    require_config(cfg_.latent_dim >= 1, "vib_config: latent_dim must be >= 1");
+    require_config(cfg_.input_dim <= max_dimension && cfg_.latent_dim <= max_dimension,
+                   "vib_config: input_dim and latent_dim must be <= max_dimension");
+    require_config(std::isfinite(cfg_.logvar_min) && std::isfinite(cfg_.logvar_max) &&
+                       cfg_.logvar_min < cfg_.logvar_max,
+                   "vib_config: logvar_min < logvar_max, both finite, is required");
+    rng gen(cfg_.seed);
+    p_.w_mu = xavier(gen);
+    p_.w_logvar = xavier(gen);
+    p_.b_mu = vector_type::Zero(idx(cfg_.latent_dim));
+    p_.b_logvar = vector_type::Zero(idx(cfg_.latent_dim));
+  }
+
+  [[nodiscard]] const vib_config& config() const noexcept { return cfg_; }
+  [[nodiscard]] std::size_t input_dim() const noexcept { return cfg_.input_dim; }
+  [[nodiscard]] std::size_t latent_dim() const noexcept { return cfg_.latent_dim; }
+  [[nodiscard]] const vib_parameters<T>& parameters() const noexcept { return p_; }
+
+  /// \brief Replaces the parameters (shapes checked → `dimension_mismatch`; finite values
+  /// required → `non_finite_input`). Not thread-safe.
+  void set_parameters(vib_parameters<T> p) {
+    check_params("parameters", p);
+    p_ = std::move(p);
+  }
+
+  /// \brief Training-mode forward: Z = M + σ ⊙ E with E drawn from `gen` (row-major order).
+  [[nodiscard]] vib_forward_result<T> forward(const matrix_cref<T>& x, rng& gen) const {
+    check_input(x);
+    vib_forward_result<T> r = encode_batch(x);
+    r.eps.resize(r.mu.rows(), r.mu.cols());
+    for (Eigen::Index i = 0; i < r.eps.size(); ++i) r.eps.data()[i] = gen.normal<T>();
+    finish(r);
+    return r;
+  }
+
+  /// \brief Forward with caller-given noise E `[B, d_z]` (e.g. held fixed for a gradient check).
+  [[nodiscard]] vib_forward_result<T> forward(const matrix_cref<T>& x,
+                                              const matrix_cref<T>& eps) const {
+    check_input(x);
+    require_dimension("eps.rows()", static_cast<std::size_t>(eps.rows()),
+                      static_cast<std::size_t>(x.rows()));
+    require_dimension("eps.cols()", static_cast<std::size_t>(eps.cols()), cfg_.latent_dim);
+    require_finite_fast("eps", eps);
+    vib_forward_result<T> r = encode_batch(x);
+    r.eps = eps;
+    finish(r);
+    return r;
+  }
+
+  /// \brief Deterministic (evaluation) forward: E = 0, Z = M.
+  [[nodiscard]] vib_forward_result<T> forward(const matrix_cref<T>& x) const {
+    check_input(x);
+    vib_forward_result<T> r = encode_batch(x);
+    r.eps = row_matrix<T>::Zero(r.mu.rows(), r.mu.cols());
+    finish(r);
+    return r;
+  }
+
+  /// \brief Deterministic encoding of one vector: μ(x) = W_μ x + b_μ.
+  [[nodiscard]] std::vector<T> encode(std::span<const T> x) const {
+    require_dimension("x.size()", x.size(), cfg_.input_dim);
+    require_finite("x", x);
+    const Eigen::Map<const vector_type> xv(x.data(), idx(x.size()));
+    std::vector<T> out(cfg_.latent_dim);
+    Eigen::Map<vector_type>(out.data(), idx(out.size())).noalias() = p_.w_mu * xv + p_.b_mu;
+    return out;
+  }
+
+  /// \brief Analytic gradients of L = L_down(Z) + β · (1/B) Σ_b KL_b; `grad_z` = ∂L_down/∂Z.
+  /// `x` and `fwd` must be the input and result of the same forward pass.
+  [[nodiscard]] vib_gradients<T> backward(const matrix_cref<T>& x, const vib_forward_result<T>& fwd,
+                                          const matrix_cref<T>& grad_z, T beta) const {
+    check_input(x);
+    const auto B = static_cast<std::size_t>(x.rows());
+    const auto check_fwd = [&](const char* name, const row_matrix<T>& m) {
+      require_dimension(std::string("fwd.").append(name).append(".rows()"),
+                        static_cast<std::size_t>(m.rows()), B);
+      require_dimension(std::string("fwd.").append(name).append(".cols()"),
+                        static_cast<std::size_t>(m.cols()), cfg_.latent_dim);
+    };
+    check_fwd("mu", fwd.mu);
+    check_fwd("logvar", fwd.logvar);
+    check_fwd("logvar_raw", fwd.logvar_raw);
+    check_fwd("eps", fwd.eps);
+    require_dimension("grad_z.rows()", static_cast<std::size_t>(grad_z.rows()), B);
+    require_dimension("grad_z.cols()", static_cast<std::size_t>(grad_z.cols()), cfg_.latent_dim);
+    require_finite_fast("grad_z", grad_z);
+    (void)fwd.kl_loss(beta);  // validates beta
+
+    const T k = beta / static_cast<T>(B);
+    const T lo = static_cast<T>(cfg_.logvar_min), hi = static_cast<T>(cfg_.logvar_max);
+    row_matrix<T> g_mu = grad_z + k * fwd.mu;
+    row_matrix<T> g_lv(fwd.mu.rows(), fwd.mu.cols());
+    for (Eigen::Index b = 0; b < g_lv.rows(); ++b) {
+      for (Eigen::Index j = 0; j < g_lv.cols(); ++j) {
+        const T raw = fwd.logvar_raw(b, j);
+        const T lv = fwd.logvar(b, j);
+        g_lv(b, j) = (raw >= lo && raw <= hi)
+                         ? T(0.5) * (grad_z(b, j) * std::exp(T(0.5) * lv) * fwd.eps(b, j) +
+                                     k * std::expm1(lv))
+                         : T(0);
+      }
+    }
+    vib_gradients<T> g;
+    g.params.w_mu.noalias() = g_mu.transpose() * x;
+    g.params.w_logvar.noalias() = g_lv.transpose() * x;
+    g.params.b_mu = g_mu.colwise().sum().transpose();
+    g.params.b_logvar = g_lv.colwise().sum().transpose();
+    g.x.noalias() = g_mu * p_.w_mu;
+    g.x.noalias() += g_lv * p_.w_logvar;
+    return g;
+  }
+
+  /// \brief One SGD step θ ← θ − lr · ∂θ (lr finite and ≥ 0). Not thread-safe.
+  void apply_gradients(const vib_gradients<T>& g, T lr) {
+    if (!(std::isfinite(lr) && lr >= T(0))) {
+      std::ostringstream os;
+      os << "invalid argument: learning rate = " << lr << ", expected a finite value >= 0";
+      throw invalid_argument(os.str());
+    }
+    check_params("gradients", g.params);
+    p_.w_mu -= lr * g.params.w_mu;
+    p_.b_mu -= lr * g.params.b_mu;
+    p_.w_logvar -= lr * g.params.w_logvar;
+    p_.b_logvar -= lr * g.params.b_logvar;
+  }
+
+ private:
+  static Eigen::Index idx(std::size_t n) noexcept { return static_cast<Eigen::Index>(n); }
+
+  row_matrix<T> xavier(rng& gen) const {
+    const double a = std::sqrt(6.0 / static_cast<double>(cfg_.input_dim + cfg_.latent_dim));
+    row_matrix<T> w(idx(cfg_.latent_dim), idx(cfg_.input_dim));
+    for (Eigen::Index i = 0; i < w.size(); ++i) w.data()[i] = gen.uniform<T>(T(-a), T(a));
+    return w;
+  }
+
+  void check_input(const matrix_cref<T>& x) const {
+    require_non_empty("x.rows() (batch)", static_cast<std::size_t>(x.rows()));
+    require_dimension("x.cols()", static_cast<std::size_t>(x.cols()), cfg_.input_dim);
+    require_finite_fast("x", x);
+  }
+
+  // Vectorised scan first; the element-wise scan that names the bad entry runs only on failure.
+  static void require_finite_fast(const char* what, const matrix_cref<T>& m) {
+    const auto cols = static_cast<std::size_t>(m.cols());
+    for (Eigen::Index r = 0; r < m.rows(); ++r) {
+      if (!kernels::all_finite(m.data() + r * m.outerStride(), cols)) {
+        require_finite(what, m.data(), static_cast<std::size_t>(m.rows()), cols, m.outerStride());
+      }
+    }
+  }
+
+  void check_params(const char* what, const vib_parameters<T>& p) const {
+    const auto shape = [&](const char* name, Eigen::Index rows, Eigen::Index cols, std::size_t er,
+                           std::size_t ec) {
+      require_dimension(std::string(what).append(".").append(name).append(".rows()"),
+                        static_cast<std::size_t>(rows), er);
+      require_dimension(std::string(what).append(".").append(name).append(".cols()"),
+                        static_cast<std::size_t>(cols), ec);
+    };
+    shape("w_mu", p.w_mu.rows(), p.w_mu.cols(), cfg_.latent_dim, cfg_.input_dim);
+    shape("b_mu", p.b_mu.rows(), 1, cfg_.latent_dim, 1);
+    shape("w_logvar", p.w_logvar.rows(), p.w_logvar.cols(), cfg_.latent_dim, cfg_.input_dim);
+    shape("b_logvar", p.b_logvar.rows(), 1, cfg_.latent_dim, 1);
+    const auto finite = [&](const char* name, const T* d, Eigen::Index n) {
+      require_finite(std::string(what).append(".").append(name),
+                     std::span<const T>(d, static_cast<std::size_t>(n)));
+    };
+    finite("w_mu", p.w_mu.data(), p.w_mu.size());
+    finite("b_mu", p.b_mu.data(), p.b_mu.size());
+    finite("w_logvar", p.w_logvar.data(), p.w_logvar.size());
+    finite("b_logvar", p.b_logvar.data(), p.b_logvar.size());
+  }
+
+  // M and Λ (raw and clamped) by two GEMMs.
+  vib_forward_result<T> encode_batch(const matrix_cref<T>& x) const {
+    vib_forward_result<T> r;
+    r.mu.noalias() = x * p_.w_mu.transpose();
+    r.mu.rowwise() += p_.b_mu.transpose();
+    r.logvar_raw.noalias() = x * p_.w_logvar.transpose();
+    r.logvar_raw.rowwise() += p_.b_logvar.transpose();
+    r.logvar = r.logvar_raw.cwiseMax(static_cast<T>(cfg_.logvar_min))
+                   .cwiseMin(static_cast<T>(cfg_.logvar_max));
+    return r;
+  }
+
+  // Z = M + exp(½Λ) ⊙ E and the per-sample KL ½ Σ_j (μ² + expm1(Λ) − Λ).
+  static void finish(vib_forward_result<T>& r) {
+    const auto lv = r.logvar.array();
+    r.z = (r.mu.array() + (T(0.5) * lv).exp() * r.eps.array()).matrix();
+    const auto em1 = lv.unaryExpr([](T v) { return std::expm1(v); });
+    r.kl = (T(0.5) * (r.mu.array().square() + em1 - lv)).rowwise().sum().matrix();
+    r.kl_mean = r.kl.mean();
+  }
+
+  vib_config cfg_;
+  vib_parameters<T> p_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/info_bottleneck/bottleneck.hpp ----
+// ---- begin ruvector/attention/info_bottleneck/compression.hpp ----
+/// \file info_bottleneck/compression.hpp
+/// \brief Attention-weight compression in the information-bottleneck sense: trade the
+/// information carried by an attention distribution (its divergence from uniform) against
+/// sharpness, by temperature scaling (Hinton et al. 2015, "Distilling the Knowledge in a Neural
+/// Network") and by top-mass truncation (the nucleus of Holtzman et al. 2020).
+///
+/// For weights w ≥ 0 (normalised by their sum, p = w / Σ w) of n keys:
+///
+///     tempered:   w'_i = softmax_i(log w_i / T) = p_i^{1/T} / Σ_j p_j^{1/T}      (T > 0)
+///     top-mass:   K = the smallest set of keys, taken in decreasing p_i, with Σ_{i∈K} p_i ≥ m;
+///                 w'_i = p_i / Σ_{j∈K} p_j for i ∈ K, 0 otherwise                  (0 < m ≤ 1)
+///     cost:       H(w') = −Σ w'_i log w'_i  (nats, 0 log 0 = 0),
+///                 KL(w' ‖ uniform_n) = ln n − H(w')  (the information w' carries about which
+///                 key is attended; 0 for uniform, ln n for one-hot)
+///
+/// T = 1 is the identity (returned exactly as p, without an exp/log round trip); T > 1 flattens
+/// towards the uniform distribution over the support of p (T → ∞); T < 1 sharpens towards a
+/// one-hot at the arg-max (T → 0; tied maxima share the mass equally). Zero weights stay zero
+/// for every T (log 0 = −inf). The tempered logits are shifted by log max_j w_j before the
+/// max-subtracted softmax, so the maximum maps to exactly 0 and any T > 0 — however small — is
+/// stable. H(w') is non-decreasing in T.
+///
+/// Top-mass ties are broken by the lower key index; m = 1 keeps the whole support (no
+/// truncation, whatever rounding the cumulative sum picks up). `compress_attention` applies the
+/// temperature first, then the truncation.
+///
+/// Errors: empty weights or a zero sum, a negative weight, T ≤ 0 (or non-finite), or m outside
+/// (0, 1] → `invalid_argument`; NaN/Inf weights → `non_finite_input`; a weight matrix whose
+/// result view has the wrong shape → `dimension_mismatch`.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <numeric>
+#include <span>
+#include <sstream>
+#include <vector>
+
+// ---- begin ruvector/attention/info_bottleneck/kl_divergence.hpp ----
+/// \file info_bottleneck/kl_divergence.hpp
+/// \brief Divergences used by the information-bottleneck family: Gaussian KL terms of the
+/// variational information bottleneck (Alemi et al. 2017; Kingma & Welling 2014, App. B),
+/// categorical KL and the Jensen–Shannon divergence (Lin 1991; Endres & Schindelin 2003).
+///
+/// Formulas (natural logarithms throughout; σ² = exp(log σ²)):
+///
+///     KL(N(μ, diag σ²) ‖ N(0, I))   = ½ Σ_i (μ_i² + σ_i² − log σ_i² − 1)
+///       ∂/∂μ_i = μ_i,   ∂/∂(log σ_i²) = ½ (σ_i² − 1)
+///     KL(N(μ₁, diag σ₁²) ‖ N(μ₂, diag σ₂²))
+///                                   = ½ Σ_i (log σ₂² − log σ₁² + (σ₁² + (μ₁ − μ₂)²) / σ₂² − 1)
+///     KL(p ‖ q)                     = Σ_i p_i log(p_i / max(q_i, eps)),   0 · log 0 = 0
+///     JS(p, q)                      = ½ KL(p ‖ m) + ½ KL(q ‖ m),   m = ½ (p + q),  0 ≤ JS ≤ ln 2
+///     JS distance                   = √JS  (a metric; Endres & Schindelin 2003)
+///
+/// Numerical conventions:
+/// - Gaussian terms are evaluated as expm1(x) − x (x = log σ² or log σ₁² − log σ₂²), which is
+///   ≥ 0 term by term and exact to rounding near x = 0 where e^x − x − 1 would cancel. KL of a
+///   distribution with itself is exactly 0. Large log-variances may overflow to +inf (float:
+///   log σ² ≳ 88); inputs must be finite.
+/// - The unit-Gaussian KL is an xsimd reduction in T with four accumulators (float: expect a
+///   relative rounding error of about √(n / 4W) · 2⁻²⁴). The other divergences accumulate in
+///   double.
+/// - Categorical inputs must be finite and non-negative with a positive sum; they are normalised
+///   by their sums (so unnormalised histograms are accepted). In KL(p ‖ q) each q_i is clamped
+///   to ≥ eps (default `categorical_kl_eps<T>` = 1e-12), so a q that misses part of p's support
+///   gives a large finite value (≈ p_i · log(p_i / eps)); eps = 0 gives +inf instead. Terms with
+///   p_i = 0 contribute 0. The result is clamped to ≥ 0 (rounding and the eps clamp can otherwise
+///   leave ~−1e-16). JS needs no eps (m_i > 0 wherever p_i or q_i is) and is clamped to
+///   [0, ln 2]; ln 2 is reached exactly by distributions with disjoint supports.
+/// - Free functions take `std::span<const T>`; with other containers name T explicitly, e.g.
+///   `kl_to_standard_normal<float>(mu, logvar)` with two `std::vector<float>`.
+/// - Errors: sizes that differ → `dimension_mismatch`; empty input, negative probability, zero
+///   sum or negative eps → `invalid_argument`; NaN/Inf → `non_finite_input`. Every message names
+///   the argument and index.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <numbers>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention {
+
+/// \brief Default lower clamp of q_i in `kl_categorical`.
+template <attention_scalar T>
+inline constexpr T categorical_kl_eps = T(1e-12);
+
+namespace detail {
+
+/// Throws unless `a` and `b` have the same, non-zero size.
+inline void require_same_size(std::string_view a_name, std::size_t a, std::string_view b_name,
+                              std::size_t b) {
+  require_non_empty(a_name, a);
+  if (a != b) {
+    std::ostringstream os;
+    os << "dimension mismatch: " << b_name << ".size() is " << b << ", expected " << a
+       << " (the size of " << a_name << ")";
+    throw dimension_mismatch(os.str());
+  }
+}
+
+/// Validates a (possibly unnormalised) probability vector and returns its sum (in double).
+template <class T>
+double require_distribution(std::string_view what, std::span<const T> p) {
+  require_finite(what, p);
+  double s = 0.0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (p[i] < T(0)) {
+      std::ostringstream os;
+      os << "invalid argument: " << what << "[" << i << "] = " << p[i]
+         << " is negative (probabilities must be >= 0)";
+      throw invalid_argument(os.str());
+    }
+    s += static_cast<double>(p[i]);
+  }
+  if (!(s > 0.0)) {
+    std::ostringstream os;
+    os << "invalid argument: " << what << " sums to " << s << ", expected a positive sum";
+    throw invalid_argument(os.str());
+  }
+  return s;
+}
+
+/// ½ Σ (μ² + expm1(lv) − lv) over n values (xsimd, 4 accumulators; no validation).
+template <class T, class Arch = kernels::default_arch>
+[[nodiscard]] T kl_unit_sum(const T* mu, const T* lv, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const auto term = [](const B& m, const B& l) { return xsimd::fma(m, m, xsimd::expm1(l) - l); };
+  B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+  std::size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    acc0 += term(B::load_unaligned(mu + i), B::load_unaligned(lv + i));
+    acc1 += term(B::load_unaligned(mu + i + W), B::load_unaligned(lv + i + W));
+    acc2 += term(B::load_unaligned(mu + i + 2 * W), B::load_unaligned(lv + i + 2 * W));
+    acc3 += term(B::load_unaligned(mu + i + 3 * W), B::load_unaligned(lv + i + 3 * W));
+  }
+  for (; i + W <= n; i += W) acc0 += term(B::load_unaligned(mu + i), B::load_unaligned(lv + i));
+  T tail = T(0);
+  for (; i < n; ++i) tail += mu[i] * mu[i] + (std::expm1(lv[i]) - lv[i]);
+  return T(0.5) * (kernels::detail::hsum((acc0 + acc1) + (acc2 + acc3)) + tail);
+}
+
+/// Σ_i a_i log(a_i / b_i) over normalised a, b with 0·log 0 = 0 (b_i > 0 where a_i > 0).
+inline double kl_terms(double a, double b) noexcept { return a > 0.0 ? a * std::log(a / b) : 0.0; }
+
+}  // namespace detail
+
+/// \brief KL(N(μ, diag exp(log σ²)) ‖ N(0, I)) = ½ Σ (μ² + σ² − log σ² − 1).
+template <attention_scalar T>
+[[nodiscard]] T kl_to_standard_normal(std::span<const T> mu, std::span<const T> logvar) {
+  detail::require_same_size("mu", mu.size(), "logvar", logvar.size());
+  require_finite("mu", mu);
+  require_finite("logvar", logvar);
+  return detail::kl_unit_sum(mu.data(), logvar.data(), mu.size());
+}
+
+/// \brief Gradients of `kl_to_standard_normal`: grad_mu = μ, grad_logvar = ½ (σ² − 1).
+template <attention_scalar T>
+void kl_to_standard_normal_grad(std::span<const T> mu, std::span<const T> logvar,
+                                std::span<T> grad_mu, std::span<T> grad_logvar) {
+  detail::require_same_size("mu", mu.size(), "logvar", logvar.size());
+  detail::require_same_size("mu", mu.size(), "grad_mu", grad_mu.size());
+  detail::require_same_size("mu", mu.size(), "grad_logvar", grad_logvar.size());
+  require_finite("mu", mu);
+  require_finite("logvar", logvar);
+  for (std::size_t i = 0; i < mu.size(); ++i) {
+    grad_mu[i] = mu[i];
+    grad_logvar[i] = T(0.5) * std::expm1(logvar[i]);
+  }
+}
+
+/// \brief KL(N(μ₁, diag σ₁²) ‖ N(μ₂, diag σ₂²)) from means and log-variances.
+template <attention_scalar T>
+[[nodiscard]] T kl_diag_gaussians(std::span<const T> mu1, std::span<const T> logvar1,
+                                  std::span<const T> mu2, std::span<const T> logvar2) {
+  detail::require_same_size("mu1", mu1.size(), "logvar1", logvar1.size());
+  detail::require_same_size("mu1", mu1.size(), "mu2", mu2.size());
+  detail::require_same_size("mu1", mu1.size(), "logvar2", logvar2.size());
+  require_finite("mu1", mu1);
+  require_finite("logvar1", logvar1);
+  require_finite("mu2", mu2);
+  require_finite("logvar2", logvar2);
+  // ½ Σ [expm1(δ) − δ + (μ₁ − μ₂)² e^{−log σ₂²}],  δ = log σ₁² − log σ₂².
+  double s = 0.0;
+  for (std::size_t i = 0; i < mu1.size(); ++i) {
+    const double d = static_cast<double>(logvar1[i]) - static_cast<double>(logvar2[i]);
+    const double dm = static_cast<double>(mu1[i]) - static_cast<double>(mu2[i]);
+    s += (std::expm1(d) - d) + dm * dm * std::exp(-static_cast<double>(logvar2[i]));
+  }
+  return static_cast<T>(0.5 * s);
+}
+
+/// \brief Shannon entropy −Σ p_i log p_i (nats) of p normalised by its sum; 0·log 0 = 0.
+template <attention_scalar T>
+[[nodiscard]] T categorical_entropy(std::span<const T> p) {
+  require_non_empty("p", p.size());
+  const double sp = detail::require_distribution("p", p);
+  double h = 0.0;
+  for (const T v : p) h -= detail::kl_terms(static_cast<double>(v) / sp, 1.0);
+  return static_cast<T>(h > 0.0 ? h : 0.0);
+}
+
+/// \brief KL(p ‖ q) = Σ p_i log(p_i / max(q_i, eps)) of sum-normalised p, q (see the file
+/// comment for the eps convention).
+template <attention_scalar T>
+[[nodiscard]] T kl_categorical(std::span<const T> p, std::span<const T> q,
+                               T eps = categorical_kl_eps<T>) {
+  detail::require_same_size("p", p.size(), "q", q.size());
+  require_argument(eps >= T(0) && std::isfinite(eps),
+                   "kl_categorical: eps must be finite and >= 0");
+  const double sp = detail::require_distribution("p", p);
+  const double sq = detail::require_distribution("q", q);
+  double s = 0.0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const double pi = static_cast<double>(p[i]) / sp;
+    if (!(pi > 0.0)) continue;
+    const double qi = std::max(static_cast<double>(q[i]) / sq, static_cast<double>(eps));
+    if (!(qi > 0.0)) return std::numeric_limits<T>::infinity();
+    s += pi * std::log(pi / qi);
+  }
+  return static_cast<T>(s > 0.0 ? s : 0.0);
+}
+
+/// \brief Jensen–Shannon divergence ½ KL(p ‖ m) + ½ KL(q ‖ m), m = ½(p + q), in nats; in
+/// [0, ln 2]; symmetric.
+template <attention_scalar T>
+[[nodiscard]] T js_divergence(std::span<const T> p, std::span<const T> q) {
+  detail::require_same_size("p", p.size(), "q", q.size());
+  const double sp = detail::require_distribution("p", p);
+  const double sq = detail::require_distribution("q", q);
+  double s = 0.0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const double pi = static_cast<double>(p[i]) / sp;
+    const double qi = static_cast<double>(q[i]) / sq;
+    const double mi = 0.5 * (pi + qi);
+    s += detail::kl_terms(pi, mi) + detail::kl_terms(qi, mi);
+  }
+  s *= 0.5;
+  const double ln2 = std::numbers::ln2;
+  return static_cast<T>(s < 0.0 ? 0.0 : (s > ln2 ? ln2 : s));
+}
+
+/// \brief Jensen–Shannon distance √JS(p, q) (a metric on distributions), in √nats.
+template <attention_scalar T>
+[[nodiscard]] T js_distance(std::span<const T> p, std::span<const T> q) {
+  return std::sqrt(js_divergence(p, q));
+}
+
+}  // namespace ruvector::attention
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/info_bottleneck/kl_divergence.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Per-call options of `compress_attention`.
+template <attention_scalar T>
+struct compression_options {
+  T temperature = T(1);  ///< T > 0; 1 = unchanged
+  T top_mass = T(1);     ///< m ∈ (0, 1]; 1 = no truncation
+};
+
+/// \brief Compressed weights and their information cost.
+template <attention_scalar T>
+struct compression_result {
+  std::vector<T> weights;  ///< w' (sums to 1; zeros for dropped keys)
+  T entropy_in = T(0);     ///< H(p) of the sum-normalised input, nats
+  T entropy = T(0);        ///< H(w'), nats
+  T kl_to_uniform = T(0);  ///< ln n − H(w') = KL(w' ‖ uniform_n), nats
+  T retained_mass = T(1);  ///< mass (before renormalisation) kept by the truncation
+  std::size_t kept = 0;    ///< number of non-zero entries of w'
+};
+
+namespace detail {
+
+inline void require_temperature(double t) {
+  if (!(std::isfinite(t) && t > 0.0)) {
+    std::ostringstream os;
+    os << "invalid argument: temperature = " << t << ", expected a finite value > 0";
+    throw invalid_argument(os.str());
+  }
+}
+
+inline void require_top_mass(double m) {
+  if (!(std::isfinite(m) && m > 0.0 && m <= 1.0)) {
+    std::ostringstream os;
+    os << "invalid argument: top_mass = " << m << ", expected a value in (0, 1]";
+    throw invalid_argument(os.str());
+  }
+}
+
+/// −Σ w log w (nats, double accumulation, 0 log 0 = 0) of an already normalised vector.
+template <class T>
+[[nodiscard]] double entropy_of(const T* w, std::size_t n) noexcept {
+  double h = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = static_cast<double>(w[i]);
+    if (v > 0.0) h -= v * std::log(v);
+  }
+  return h > 0.0 ? h : 0.0;
+}
+
+/// Sum-normalised copy (validated distribution with sum `s`) into w.
+template <class T>
+void normalise_into(std::span<const T> in, double s, std::vector<T>& w) {
+  w.resize(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) w[i] = static_cast<T>(static_cast<double>(in[i]) / s);
+}
+
+/// In place: p ← softmax((log p − log max p) / T); p normalised, some p_i > 0.
+template <class T>
+void temper_inplace(std::vector<T>& p, T temperature) noexcept {
+  if (temperature == T(1)) return;
+  const T pmax = *std::max_element(p.begin(), p.end());
+  const T lmax = std::log(pmax);
+  for (auto& v : p)
+    v = v > T(0) ? (std::log(v) - lmax) / temperature : -std::numeric_limits<T>::infinity();
+  kernels::softmax(p.data(), p.size());
+}
+
+/// In place: keep the smallest top set holding mass ≥ m, renormalise; returns (kept mass).
+template <class T>
+double truncate_inplace(std::vector<T>& p, double m) {
+  if (m >= 1.0) return 1.0;
+  std::vector<std::size_t> order(p.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return p[a] > p[b]; });
+  double cum = 0.0;
+  std::size_t k = 0;
+  while (k < order.size() && p[order[k]] > T(0)) {
+    cum += static_cast<double>(p[order[k]]);
+    ++k;
+    if (cum >= m) break;
+  }
+  for (std::size_t r = k; r < order.size(); ++r) p[order[r]] = T(0);
+  for (std::size_t r = 0; r < k; ++r)
+    p[order[r]] = static_cast<T>(static_cast<double>(p[order[r]]) / cum);
+  return cum;
+}
+
+template <class T>
+void finish_result(compression_result<T>& r) {
+  const std::size_t n = r.weights.size();
+  r.entropy = static_cast<T>(entropy_of(r.weights.data(), n));
+  const double kl = std::log(static_cast<double>(n)) - static_cast<double>(r.entropy);
+  r.kl_to_uniform = static_cast<T>(kl > 0.0 ? kl : 0.0);
+  r.kept = static_cast<std::size_t>(
+      std::count_if(r.weights.begin(), r.weights.end(), [](T v) { return v > T(0); }));
+}
+
+}  // namespace detail
+
+/// \brief Temperature + top-mass compression of one weight vector (temperature first).
+template <attention_scalar T>
+[[nodiscard]] compression_result<T> compress_attention(std::span<const T> weights,
+                                                       const compression_options<T>& options) {
+  require_non_empty("weights", weights.size());
+  detail::require_temperature(static_cast<double>(options.temperature));
+  detail::require_top_mass(static_cast<double>(options.top_mass));
+  const double s = detail::require_distribution("weights", weights);
+  compression_result<T> r;
+  detail::normalise_into(weights, s, r.weights);
+  r.entropy_in = static_cast<T>(detail::entropy_of(r.weights.data(), r.weights.size()));
+  detail::temper_inplace(r.weights, options.temperature);
+  r.retained_mass =
+      static_cast<T>(detail::truncate_inplace(r.weights, static_cast<double>(options.top_mass)));
+  detail::finish_result(r);
+  return r;
+}
+
+/// \brief w' = softmax(log w / T) with its information cost (see the file comment).
+template <attention_scalar T>
+[[nodiscard]] compression_result<T> temper_weights(std::span<const T> weights, T temperature) {
+  return compress_attention(weights, compression_options<T>{temperature, T(1)});
+}
+
+/// \brief Keeps the smallest top set of weights holding mass ≥ `mass`, renormalised.
+template <attention_scalar T>
+[[nodiscard]] compression_result<T> top_mass_truncate(std::span<const T> weights, T mass) {
+  return compress_attention(weights, compression_options<T>{T(1), mass});
+}
+
+/// \brief Row-wise `compress_attention` of a weight matrix (rows = queries) into `out` (same
+/// shape); returns the mean KL(w'_row ‖ uniform) over rows (nats).
+template <attention_scalar T>
+T compress_rows(const matrix_cref<T>& weights, matrix_ref<T> out,
+                const compression_options<T>& options) {
+  require_dimension("out.rows()", static_cast<std::size_t>(out.rows()),
+                    static_cast<std::size_t>(weights.rows()));
+  require_dimension("out.cols()", static_cast<std::size_t>(out.cols()),
+                    static_cast<std::size_t>(weights.cols()));
+  require_non_empty("weights.rows()", static_cast<std::size_t>(weights.rows()));
+  require_non_empty("weights.cols()", static_cast<std::size_t>(weights.cols()));
+  double kl = 0.0;
+  for (Eigen::Index i = 0; i < weights.rows(); ++i) {
+    const auto r = compress_attention(std::span<const T>(weights.data() + i * weights.outerStride(),
+                                                         static_cast<std::size_t>(weights.cols())),
+                                      options);
+    std::copy(r.weights.begin(), r.weights.end(), &out(i, 0));
+    kl += static_cast<double>(r.kl_to_uniform);
+  }
+  return static_cast<T>(kl / static_cast<double>(weights.rows()));
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/info_bottleneck/compression.hpp ----
+// ---- end ruvector/attention/info_bottleneck.hpp ----
+// ---- begin ruvector/attention/info_geometry.hpp ----
+/// \file info_geometry.hpp
+/// \brief Entry header of the information-geometry family (theory 4): the categorical Fisher
+/// information as a matrix-free operator, the empirical Fisher, damped conjugate gradient,
+/// natural-gradient steps and the Fisher–Rao distance.
+
+// ---- begin ruvector/attention/info_geometry/fisher.hpp ----
+/// \file info_geometry/fisher.hpp
+/// \brief Fisher information operators and the Fisher–Rao distance of categorical distributions.
+///
+/// - `categorical_fisher<T>`: the Fisher information of a categorical distribution
+///   p = softmax(θ) with respect to its logits θ (Amari 1998, "Natural gradient works efficiently
+///   in learning"; Martens 2020, "New insights and perspectives on the natural gradient method"):
+///
+///       F = diag(p) − p pᵀ            (the Jacobian ∂p/∂θ, and the Hessian of log Σ exp θ)
+///
+///   applied matrix-free in O(n) as  F v = p ⊙ v − p (pᵀv).  F is symmetric PSD, F·1 = 0 (a
+///   constant shift of the logits leaves p unchanged), and its rank is |supp p| − 1. The diagonal
+///   approximation is diag(p − p²). `solve` applies (F + λI)⁻¹ in closed form (Sherman–Morrison,
+///   see below) and, for λ = 0, the Moore–Penrose pseudo-inverse F⁺.
+/// - `empirical_fisher<T>`: F = (1/N) Gᵀ G for per-sample gradients G (N × P, one row per sample),
+///   applied matrix-free as (1/N) Gᵀ (G v) in O(N·P) without forming the P × P matrix.
+/// - `fisher_rao_distance(p, q)`: the geodesic distance of the Fisher metric on the simplex,
+///
+///       d_FR(p, q) = 2 · arccos( Σ_i √(p_i q_i) )   (Rao 1945; Amari & Nagaoka 2000, §2.5)
+///
+///   Convention — the factor 2: the map p ↦ 2√p is an isometry from the simplex with the Fisher
+///   metric Σ_i dp_i² / p_i onto the positive orthant of the sphere of radius 2, so geodesic
+///   distances are 2 × the angle between √p and √q. This is the distance of *the same* metric
+///   whose logit-coordinate matrix is F above: d_FR(softmax(θ), softmax(θ + εv))² = ε² vᵀFv +
+///   O(ε³). Texts that omit the 2 (the "Bhattacharyya angle") use the unit sphere, i.e. ¼ × the
+///   Fisher metric. Range: [0, π]; π exactly for disjoint supports.
+///
+/// Numerical conventions:
+/// - Probability vectors passed to a validated entry point must be finite, non-negative and sum to
+///   1 within `simplex_tolerance<T>(n) = max(√ε, 4·n·ε)` (ε = machine epsilon of T; float:
+///   3.5e-4 for n ≤ 720, double: 1.5e-8 for n ≤ 10⁷). The bound 4·n·ε covers the rounding of a
+///   softmax computed and summed in T. Inputs are used as given (not renormalised) by the Fisher
+///   operator; the distance normalises both inputs (see `fisher_rao_distance`).
+/// - Logits may hold −inf (a masked class, p_i = 0); NaN and +inf throw `non_finite_input`, and
+///   all −inf throws `invalid_argument`.
+/// - `apply` checks sizes only (it is the hot path of conjugate gradient); values are validated
+///   once, at construction. `apply` writes into a caller-provided `y` of size n that must not
+///   alias `x`.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <numbers>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Tolerance on |Σ p_i − 1| accepted for a probability vector of size n:
+/// max(√ε, 4·n·ε) with ε the machine epsilon of T.
+template <attention_scalar T>
+[[nodiscard]] T simplex_tolerance(std::size_t n) noexcept {
+  constexpr T eps = std::numeric_limits<T>::epsilon();
+  return std::max(std::sqrt(eps), T(4) * static_cast<T>(n) * eps);
+}
+
+namespace detail {
+
+/// Throws unless `p` is a non-empty, finite, non-negative vector summing to 1 within
+/// `simplex_tolerance<T>(n)`; messages name `what`, the index and the value.
+template <attention_scalar T>
+void require_probability_vector(std::string_view what, std::span<const T> p) {
+  require_non_empty(what, p.size());
+  require_at_most(what, p.size(), max_sequence_length);
+  require_finite(what, p);
+  double sum = 0.0;  // the check itself must not add rounding of its own
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (p[i] < T(0)) {
+      std::ostringstream os;
+      os << "invalid argument: " << what << "[" << i << "] = " << p[i]
+         << ", expected a probability >= 0";
+      throw invalid_argument(os.str());
+    }
+    sum += static_cast<double>(p[i]);
+  }
+  const double tol = static_cast<double>(simplex_tolerance<T>(p.size()));
+  if (!(std::abs(sum - 1.0) <= tol)) {
+    std::ostringstream os;
+    os << "invalid argument: " << what << " sums to " << sum << ", expected 1 within " << tol;
+    throw invalid_argument(os.str());
+  }
+}
+
+/// y = p ⊙ v − p (pᵀv) (no validation; y must not alias v).
+template <class T>
+void categorical_fisher_product(const T* p, const T* v, T* y, std::size_t n) noexcept {
+  const T pv = kernels::dot(p, v, n);
+  for (std::size_t i = 0; i < n; ++i) y[i] = p[i] * (v[i] - pv);
+}
+
+}  // namespace detail
+
+// ================================================================================================
+// Categorical (softmax) Fisher information
+// ================================================================================================
+
+/// \brief The Fisher information F = diag(p) − ppᵀ of a categorical distribution in its logit
+/// coordinates, as a matrix-free symmetric PSD operator (models `linear_operator`).
+///
+/// Immutable after construction; safe to share across threads.
+template <attention_scalar T>
+class categorical_fisher {
+ public:
+  using value_type = T;
+
+  /// From a probability vector (validated: see the file comment).
+  explicit categorical_fisher(std::span<const T> probabilities)
+      : p_(probabilities.begin(), probabilities.end()) {
+    detail::require_probability_vector<T>("probabilities", probabilities);
+    delta_ = compute_delta(p_);
+  }
+
+  /// From logits: p = softmax(θ) (max-subtracted, kernels::softmax). −inf entries are masked
+  /// classes (p_i = 0); NaN / +inf throw `non_finite_input`; all −inf throws `invalid_argument`.
+  [[nodiscard]] static categorical_fisher from_logits(std::span<const T> logits) {
+    require_non_empty("logits", logits.size());
+    require_at_most("logits", logits.size(), max_sequence_length);
+    bool any_finite = false;
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+      if (std::isnan(logits[i]) || logits[i] == std::numeric_limits<T>::infinity()) {
+        detail::throw_non_finite("logits", i, logits[i]);
+      }
+      any_finite = any_finite || std::isfinite(logits[i]);
+    }
+    require_argument(any_finite, "logits are all -inf (every class masked)");
+    std::vector<T> p(logits.begin(), logits.end());
+    kernels::softmax(p.data(), p.size());
+    return categorical_fisher(std::move(p), unchecked_tag{});
+  }
+
+  /// Number of classes n.
+  [[nodiscard]] std::size_t size() const noexcept { return p_.size(); }
+
+  /// The probabilities p.
+  [[nodiscard]] std::span<const T> probabilities() const noexcept { return p_; }
+
+  /// y = F x = p ⊙ x − p (pᵀx), O(n). Throws `dimension_mismatch` unless |x| = |y| = n; `y`
+  /// must not alias `x`.
+  void apply(std::span<const T> x, std::span<T> y) const {
+    require_dimension("x.size()", x.size(), p_.size());
+    require_dimension("y.size()", y.size(), p_.size());
+    detail::categorical_fisher_product(p_.data(), x.data(), y.data(), p_.size());
+  }
+
+  /// vᵀ F v = Σ p_i v_i² − (pᵀv)² (the squared Fisher norm of a logit direction), computed as
+  /// Σ p_i (v_i − pᵀv)², which is never negative.
+  [[nodiscard]] T quadratic_form(std::span<const T> v) const {
+    require_dimension("v.size()", v.size(), p_.size());
+    const T pv = kernels::dot(p_.data(), v.data(), p_.size());
+    T acc = T(0);
+    for (std::size_t i = 0; i < p_.size(); ++i) acc += p_[i] * (v[i] - pv) * (v[i] - pv);
+    return acc;
+  }
+
+  /// The explicit n × n matrix diag(p) − ppᵀ (O(n²) memory: for tests and small n).
+  [[nodiscard]] row_matrix<T> matrix() const {
+    const auto n = static_cast<Eigen::Index>(p_.size());
+    const Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>> p(p_.data(), n);
+    row_matrix<T> f = -(p * p.transpose());
+    f.diagonal() += p;
+    return f;
+  }
+
+  /// The diagonal approximation diag(F) = p − p² = p (1 − p).
+  [[nodiscard]] std::vector<T> diagonal() const {
+    std::vector<T> d(p_.size());
+    for (std::size_t i = 0; i < p_.size(); ++i) d[i] = p_[i] * (T(1) - p_[i]);
+    return d;
+  }
+
+  /// x = (F + λI)⁻¹ g in closed form, O(n).
+  ///
+  /// λ > 0 — Sherman–Morrison with M = diag(p + λ): (M − ppᵀ)⁻¹ = M⁻¹ + M⁻¹ppᵀM⁻¹ / (1 − pᵀM⁻¹p).
+  /// With a_i = 1/(p_i + λ), w_i = p_i a_i = 1 − λ a_i and W = Σ w_i, the two scalars are
+  /// pᵀM⁻¹g = Σg − λ Σ a_i g_i and 1 − pᵀM⁻¹p = δ + λW with δ = 1 − Σp (0 up to rounding), so
+  ///
+  ///     x_i = a_i g_i + w_i · (Σ_j g_j − λ Σ_j a_j g_j) / (δ + λW).
+  ///
+  /// Keeping δ makes x the exact inverse of the operator `apply` uses (the p stored, whose sum is
+  /// 1 only to rounding), so CG and the closed form agree to the CG tolerance; δ is summed in
+  /// double once, at construction. (δ + λW ≤ 0 would mean the stored p makes F + λI indefinite —
+  /// then δ is dropped, i.e. Σp = 1 is assumed.) The w_i·Σg/(δ + λW) part is a (near-)constant
+  /// shift along 1, the null direction of F: it does not change softmax(θ − ηx), and it vanishes
+  /// for gradients of a loss of p (which satisfy 1ᵀg = 0). λ = 0 — the pseudo-inverse: with S =
+  /// supp(p) and P_S the centring projector on S, F⁺ g = P_S diag(p_S)⁻¹ P_S g on S and 0 off S
+  /// (the minimum-norm least-squares solution; this takes Σp = 1, the null space of F being exactly
+  /// 1_S).
+  ///
+  /// Throws `invalid_argument` for λ < 0 or non-finite λ, `dimension_mismatch` unless
+  /// |g| = |x| = n, `non_finite_input` for NaN/Inf in g. `x` must not alias `g`.
+  void solve(std::span<const T> g, T damping, std::span<T> x) const {
+    require_damping(damping);
+    require_dimension("g.size()", g.size(), p_.size());
+    require_dimension("x.size()", x.size(), p_.size());
+    require_finite("g", g);
+    const std::size_t n = p_.size();
+    if (damping > T(0)) {
+      // Three vectorised passes: a = 1/(p + λ) (into x), the sums (xsimd reductions), then
+      // x_i = a_i (g_i + p_i c) with c = (Σg − λ Σ a g) / (δ + λW).
+      T* xs = x.data();
+      const T* ps = p_.data();
+      for (std::size_t i = 0; i < n; ++i) xs[i] = T(1) / (ps[i] + damping);
+      const T sum_w = kernels::dot(ps, xs, n);
+      const T sum_ag = kernels::dot(xs, g.data(), n);
+      const T sum_g = kernels::sum(g.data(), n);
+      const T lw = damping * sum_w;
+      const T exact = delta_ + lw;
+      const T c = (sum_g - damping * sum_ag) / (exact > T(0) ? exact : lw);
+      for (std::size_t i = 0; i < n; ++i) xs[i] *= g[i] + ps[i] * c;
+      return;
+    }
+    // λ = 0: pseudo-inverse on the support.
+    std::size_t support = 0;
+    T mean_g = T(0);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (p_[i] > T(0)) {
+        ++support;
+        mean_g += g[i];
+      }
+    }
+    mean_g /= static_cast<T>(support);  // support >= 1: p sums to 1
+    T mean_x = T(0);
+    for (std::size_t i = 0; i < n; ++i) {
+      x[i] = p_[i] > T(0) ? (g[i] - mean_g) / p_[i] : T(0);
+      mean_x += x[i];
+    }
+    mean_x /= static_cast<T>(support);
+    for (std::size_t i = 0; i < n; ++i)
+      if (p_[i] > T(0)) x[i] -= mean_x;
+  }
+
+  /// Throws `invalid_argument` unless λ is finite and λ ≥ 0 (shared by every damped solve).
+  static void require_damping(T damping) {
+    if (!(std::isfinite(damping) && damping >= T(0))) {
+      std::ostringstream os;
+      os << "invalid argument: damping = " << damping << ", expected a finite value >= 0";
+      throw invalid_argument(os.str());
+    }
+  }
+
+ private:
+  struct unchecked_tag {};
+  categorical_fisher(std::vector<T>&& p, unchecked_tag) noexcept
+      : p_(std::move(p)), delta_(compute_delta(p_)) {}
+
+  // δ = 1 − Σp, summed in double.
+  static T compute_delta(const std::vector<T>& p) noexcept {
+    double s = 0.0;
+    for (T v : p) s += static_cast<double>(v);
+    return static_cast<T>(1.0 - s);
+  }
+
+  std::vector<T> p_;
+  T delta_ = T(0);
+};
+
+// ================================================================================================
+// Empirical Fisher from per-sample gradients
+// ================================================================================================
+
+/// \brief The empirical Fisher F = (1/N) Gᵀ G of N per-sample gradients (rows of G, N × P),
+/// applied matrix-free as (1/N) Gᵀ (G v) in 2·N·P multiply-adds (models `linear_operator`).
+///
+/// Zero-copy: the operator keeps a pointer to G's storage, which the caller must keep alive and
+/// unchanged while the operator is used. G must be row-major storage (a `row_matrix<T>`, an
+/// `Eigen::Map` or a row block of one): a column-major argument would bind through a temporary
+/// copy that dies with the constructor call, so `matrix_cref` arguments of that kind are the
+/// caller's responsibility; temporaries of `row_matrix<T>` are rejected at compile time.
+/// G is validated (non-empty, finite) once at construction. Immutable; safe to share across
+/// threads (`apply` uses thread-local scratch of N values).
+template <attention_scalar T>
+class empirical_fisher {
+ public:
+  using value_type = T;
+
+  /// \param per_sample_gradients G, N × P (N ≥ 1 samples, P ≥ 1 parameters), finite.
+  explicit empirical_fisher(const matrix_cref<T>& per_sample_gradients)
+      : g_(per_sample_gradients.data()),
+        n_(static_cast<std::size_t>(per_sample_gradients.rows())),
+        p_(static_cast<std::size_t>(per_sample_gradients.cols())),
+        ld_(static_cast<std::size_t>(per_sample_gradients.outerStride())) {
+    require_non_empty("per_sample_gradients.rows()", n_);
+    require_non_empty("per_sample_gradients.cols()", p_);
+    require_at_most("per_sample_gradients.cols()", p_, max_sequence_length);
+    require_finite("per_sample_gradients", g_, n_, p_, static_cast<std::ptrdiff_t>(ld_));
+  }
+  /// A temporary matrix would dangle: rejected.
+  template <class M>
+  requires(std::is_same_v<M, row_matrix<T>>) explicit empirical_fisher(M&&) = delete;
+
+  /// Number of parameters P (the operator is P × P).
+  [[nodiscard]] std::size_t size() const noexcept { return p_; }
+  /// Number of samples N.
+  [[nodiscard]] std::size_t samples() const noexcept { return n_; }
+
+  /// y = (1/N) Gᵀ (G x). Throws `dimension_mismatch` unless |x| = |y| = P; `y` must not alias
+  /// `x`.
+  void apply(std::span<const T> x, std::span<T> y) const {
+    require_dimension("x.size()", x.size(), p_);
+    require_dimension("y.size()", y.size(), p_);
+    T* t = detail::thread_scratch<T, 0x1f15>(n_);
+    kernels::row_dots(g_, n_, p_, ld_, x.data(), T(1) / static_cast<T>(n_), t);  // t = Gx / N
+    kernels::weighted_row_sum(t, n_, g_, p_, ld_, T(0), y.data());               // y = Gᵀt
+  }
+
+  /// The explicit P × P matrix (1/N) GᵀG (O(P²) memory: for tests and small P).
+  [[nodiscard]] row_matrix<T> matrix() const {
+    const auto g = view();
+    return (g.transpose() * g) / static_cast<T>(n_);
+  }
+
+  /// The diagonal (1/N) Σ_s G_si² (the "diagonal empirical Fisher" of Adam-like methods).
+  [[nodiscard]] std::vector<T> diagonal() const {
+    std::vector<T> d(p_, T(0));
+    for (std::size_t s = 0; s < n_; ++s) {
+      const T* row = g_ + s * ld_;
+      for (std::size_t j = 0; j < p_; ++j) d[j] += row[j] * row[j];
+    }
+    for (auto& v : d) v /= static_cast<T>(n_);
+    return d;
+  }
+
+  /// G as a read-only view.
+  [[nodiscard]] auto view() const noexcept { return matrix_view<const T>(g_, n_, p_, ld_); }
+
+ private:
+  const T* g_;
+  std::size_t n_, p_, ld_;
+};
+
+// ================================================================================================
+// Fisher–Rao distance
+// ================================================================================================
+
+/// \brief The Bhattacharyya coefficient BC(p, q) = Σ_i √(p_i q_i), clamped to [0, 1] (rounding
+/// and inputs that sum to 1 only within tolerance can push the raw sum just above 1).
+/// Validation as for `fisher_rao_distance`.
+template <attention_scalar T>
+[[nodiscard]] T bhattacharyya_coefficient(std::span<const T> p, std::span<const T> q) {
+  detail::require_probability_vector<T>("p", p);
+  detail::require_probability_vector<T>("q", q);
+  require_dimension("q.size()", q.size(), p.size());
+  T bc = T(0);
+  for (std::size_t i = 0; i < p.size(); ++i) bc += std::sqrt(p[i] * q[i]);
+  return std::clamp(bc, T(0), T(1));
+}
+
+/// \brief Fisher–Rao distance d_FR(p, q) = 2·arccos(BC(p, q)) ∈ [0, π] between categorical
+/// distributions (factor-2 convention: see the file comment).
+///
+/// Computed as the equivalent, well-conditioned 4·arcsin(‖u − v‖/2) with u = √p/‖√p‖ and
+/// v = √q/‖√q‖ (unit vectors; ⟨u, v⟩ = BC for normalised inputs, and ‖u − v‖² = 2 − 2⟨u, v⟩):
+/// arccos loses half the digits near BC = 1 (d_FR = 1e-4 would come out with ~1e-4 relative
+/// error in float), the chord form keeps full relative accuracy for close distributions. The
+/// normalisation by ‖√p‖ = √Σp removes the residual of inputs that sum to 1 only within
+/// tolerance; the half-chord is clamped to ≤ 1 and the result to ≤ π — the counterpart of
+/// clamping BC to [0, 1] (rounding can push ‖u − v‖ a few ulp past its bound √2).
+/// Identical inputs give exactly 0; disjoint supports give π; d(p, q) == d(q, p) bit for bit.
+///
+/// Throws `dimension_mismatch` for |p| ≠ |q|, `invalid_argument` for empty inputs, negative
+/// entries or sums outside 1 ± `simplex_tolerance<T>(n)`, `non_finite_input` for NaN/Inf.
+template <attention_scalar T>
+[[nodiscard]] T fisher_rao_distance(std::span<const T> p, std::span<const T> q) {
+  detail::require_probability_vector<T>("p", p);
+  detail::require_probability_vector<T>("q", q);
+  require_dimension("q.size()", q.size(), p.size());
+  // Exact symmetry d(p, q) = d(q, p) whatever the compiler contracts into FMAs: evaluate with the
+  // arguments in a canonical (lexicographic) order.
+  if (std::lexicographical_compare(q.begin(), q.end(), p.begin(), p.end())) std::swap(p, q);
+  T sp = T(0), sq = T(0);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    sp += p[i];
+    sq += q[i];
+  }
+  const T np = T(1) / std::sqrt(sp), nq = T(1) / std::sqrt(sq);
+  T chord2 = T(0);
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const T diff = std::sqrt(p[i]) * np - std::sqrt(q[i]) * nq;
+    chord2 += diff * diff;
+  }
+  const T half_chord = std::min(T(1), std::sqrt(chord2) / T(2));
+  return std::min(T(4) * std::asin(half_chord), std::numbers::pi_v<T>);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/info_geometry/fisher.hpp ----
+// ---- begin ruvector/attention/info_geometry/natural_gradient.hpp ----
+/// \file info_geometry/natural_gradient.hpp
+/// \brief Damped conjugate gradient for matrix-free symmetric PSD operators and natural-gradient
+/// steps (Amari 1998; Martens 2010, "Deep learning via Hessian-free optimization"; Martens 2020).
+///
+/// - `linear_operator<Op, T>`: anything with `size()` and `apply(x, y)` (y = A x, spans of T).
+///   `categorical_fisher<T>` and `empirical_fisher<T>` model it; `make_operator<T>(n, f)` wraps a
+///   callable `f(x, y)`.
+/// - `conjugate_gradient<T>(A, b, x, λ, options)` solves (A + λI) x = b (Hestenes & Stiefel 1952):
+///
+///       r₀ = b − (A + λI) x₀,  p₀ = r₀;   α_k = r_kᵀr_k / p_kᵀ(A + λI)p_k,
+///       x_{k+1} = x_k + α_k p_k,  r_{k+1} = r_k − α_k (A + λI) p_k,
+///       β_k = r_{k+1}ᵀr_{k+1} / r_kᵀr_k,  p_{k+1} = r_{k+1} + β_k p_k.
+///
+///   In exact arithmetic it terminates in at most (number of distinct eigenvalues of A + λI) ≤ n
+///   iterations. Stopping rule: relative residual ‖b − (A + λI)x‖ ≤ tolerance · ‖b‖. Because the
+///   recursively updated r drifts from the true residual in floating point, convergence claimed by
+///   the recursion is confirmed by recomputing the true residual (one extra operator application);
+///   if the check fails, CG restarts from the true residual (residual replacement). The reported
+///   `residual_norm` is always the true residual of the returned x. If pᵀ(A + λI)p ≤ 0 or is not
+///   finite (the operator is not positive definite on the Krylov space, e.g. λ = 0 and b has a
+///   component in the null space), CG stops with `breakdown = true` and returns the last iterate.
+///   For a singular PSD A with λ = 0, x₀ = 0 and b in the range of A, the iterates stay in the
+///   range and converge to the minimum-norm solution A⁺b.
+/// - Natural gradient: θ ← θ − η (F + λI)⁻¹ g. `natural_gradient_step_logits` does it for the
+///   logits of a softmax with F = diag(p) − ppᵀ (closed form or CG); `natural_gradient_optimizer`
+///   does it for a generic parameter vector and any Fisher operator (e.g. the empirical Fisher).
+///
+/// Conventions: dot products and updates run in T (xsimd kernels); x₀ = 0 unless
+/// `cg_options::warm_start`; `max_iterations = 0` means n; a zero right-hand side returns x = 0
+/// after 0 iterations. λ < 0 or non-finite throws `invalid_argument`; bad option values throw
+/// `invalid_config`.
+
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief A linear operator on Tⁿ given matrix-free: `size()` is n and `apply(x, y)` writes
+/// y = A x (|x| = |y| = n, y not aliasing x). Conjugate gradient further assumes A symmetric PSD.
+template <class Op, class T>
+concept linear_operator = attention_scalar<T> &&
+    requires(const Op& op, std::span<const T> x, std::span<T> y) {
+  { op.size() } -> std::convertible_to<std::size_t>;
+  op.apply(x, y);
+};
+
+/// \brief Adapts a callable `f(std::span<const T> x, std::span<T> y)` (writing y = A x) to a
+/// `linear_operator` of size n. `apply` checks the sizes, then calls f.
+template <attention_scalar T, class F>
+requires std::invocable<const F&, std::span<const T>, std::span<T>>
+class function_operator {
+ public:
+  using value_type = T;
+  function_operator(std::size_t n, F f) : n_(n), f_(std::move(f)) {}
+  [[nodiscard]] std::size_t size() const noexcept { return n_; }
+  void apply(std::span<const T> x, std::span<T> y) const {
+    require_dimension("x.size()", x.size(), n_);
+    require_dimension("y.size()", y.size(), n_);
+    std::invoke(f_, x, y);
+  }
+
+ private:
+  std::size_t n_;
+  F f_;
+};
+
+/// \brief `function_operator<T, F>(n, f)`: e.g. `make_operator<float>(n, [&](auto x, auto y) {
+/// ... })`.
+template <attention_scalar T, class F>
+[[nodiscard]] function_operator<T, std::decay_t<F>> make_operator(std::size_t n, F&& f) {
+  return function_operator<T, std::decay_t<F>>(n, std::forward<F>(f));
+}
+
+/// \brief Default relative-residual tolerance of conjugate gradient: 1e-5 for float (≈ 80 ε,
+/// reachable for condition numbers up to ~10²), 1e-10 for double.
+template <attention_scalar T>
+inline constexpr T default_cg_tolerance = std::is_same_v<T, float> ? T(1e-5) : T(1e-10);
+
+/// \brief Settings of `conjugate_gradient`.
+template <attention_scalar T>
+struct cg_options {
+  /// Iteration cap; 0 means n (the exact-arithmetic bound).
+  std::size_t max_iterations = 0;
+  /// Stop when ‖b − (A + λI)x‖ ≤ tolerance · ‖b‖; finite and ≥ 0 (0 runs to the cap).
+  T tolerance = default_cg_tolerance<T>;
+  /// Start from the caller's x instead of 0.
+  bool warm_start = false;
+};
+
+/// \brief Outcome of a conjugate-gradient solve.
+template <attention_scalar T>
+struct cg_result {
+  /// CG iterations performed (each costs one operator application).
+  std::size_t iterations = 0;
+  /// Operator applications in total (iterations + initial/true-residual evaluations).
+  std::size_t applications = 0;
+  /// True residual ‖b − (A + λI)x‖ of the returned x.
+  T residual_norm = T(0);
+  /// residual_norm / ‖b‖ (0 when b = 0).
+  T relative_residual = T(0);
+  /// relative_residual ≤ tolerance.
+  bool converged = false;
+  /// Stopped because pᵀ(A + λI)p ≤ 0 or was not finite (operator not positive definite).
+  bool breakdown = false;
+};
+
+namespace detail {
+
+/// Throws `invalid_config` unless the CG options are usable.
+template <attention_scalar T>
+void require_cg_options(const cg_options<T>& o, std::string_view what = "cg_options") {
+  if (!(std::isfinite(o.tolerance) && o.tolerance >= T(0))) {
+    std::ostringstream os;
+    os << "invalid config: " << what << ".tolerance = " << o.tolerance
+       << ", expected a finite value >= 0";
+    throw invalid_config(os.str());
+  }
+}
+
+/// y = (A + λI) x.
+template <class T, class Op>
+void apply_damped(const Op& a, T damping, std::span<const T> x, std::span<T> y) {
+  a.apply(x, y);
+  if (damping != T(0)) kernels::axpy(damping, x.data(), y.data(), x.size());
+}
+
+/// r = b − (A + λI) x (using `tmp` of size n); returns ‖r‖².
+template <class T, class Op>
+T true_residual(const Op& a, T damping, std::span<const T> b, std::span<const T> x,
+                std::span<T> tmp, std::span<T> r) {
+  apply_damped<T>(a, damping, x, tmp);
+  for (std::size_t i = 0; i < b.size(); ++i) r[i] = b[i] - tmp[i];
+  return kernels::dot(r.data(), r.data(), r.size());
+}
+
+}  // namespace detail
+
+/// \brief Solves (A + λI) x = b by conjugate gradient; see the file comment.
+/// \param a symmetric PSD operator of size n. \param b right-hand side (n, finite).
+/// \param x solution (n; the initial guess with `warm_start`, then it must be finite).
+/// \param damping λ ≥ 0. Throws `dimension_mismatch`, `non_finite_input`, `invalid_argument`
+/// (λ), `invalid_config` (options); exceptions thrown by `a.apply` propagate.
+template <attention_scalar T, class Op>
+requires linear_operator<Op, T> cg_result<T> conjugate_gradient(
+    const Op& a, std::type_identity_t<std::span<const T>> b, std::type_identity_t<std::span<T>> x,
+    std::type_identity_t<T> damping, const std::type_identity_t<cg_options<T>>& options = {}) {
+  const std::size_t n = static_cast<std::size_t>(a.size());
+  categorical_fisher<T>::require_damping(damping);
+  detail::require_cg_options(options);
+  require_dimension("b.size()", b.size(), n);
+  require_dimension("x.size()", x.size(), n);
+  require_finite("b", b);
+  if (options.warm_start) require_finite<T>("x (warm start)", x);
+
+  cg_result<T> res;
+  const T b_norm = std::sqrt(kernels::dot(b.data(), b.data(), n));
+  if (n == 0 || b_norm == T(0)) {
+    for (auto& v : x) v = T(0);
+    res.converged = true;
+    return res;
+  }
+  const std::size_t cap = options.max_iterations ? options.max_iterations : n;
+  const T target = options.tolerance * b_norm;
+
+  std::vector<T> r(n), p(n), ap(n);
+  T rr;
+  if (options.warm_start) {
+    rr = detail::true_residual<T>(a, damping, b, x, ap, r);
+    ++res.applications;
+  } else {
+    for (auto& v : x) v = T(0);
+    for (std::size_t i = 0; i < n; ++i) r[i] = b[i];
+    rr = b_norm * b_norm;
+  }
+  bool residual_is_true = true;  // r holds the true residual of x
+  p = r;
+  while (!(std::sqrt(rr) <= target) && res.iterations < cap) {
+    detail::apply_damped<T>(a, damping, p, ap);
+    ++res.applications;
+    const T pap = kernels::dot(p.data(), ap.data(), n);
+    if (!(pap > T(0)) || !std::isfinite(pap)) {
+      res.breakdown = true;
+      break;
+    }
+    const T alpha = rr / pap;
+    kernels::axpy(alpha, p.data(), x.data(), n);
+    kernels::axpy(-alpha, ap.data(), r.data(), n);
+    ++res.iterations;
+    T rr_new = kernels::dot(r.data(), r.data(), n);
+    residual_is_true = false;
+    if (std::sqrt(rr_new) <= target) {
+      // Confirm with the true residual; on failure restart from it (residual replacement).
+      rr_new = detail::true_residual<T>(a, damping, b, x, ap, r);
+      ++res.applications;
+      residual_is_true = true;
+      if (std::sqrt(rr_new) <= target) {
+        rr = rr_new;
+        break;
+      }
+      p = r;
+      rr = rr_new;
+      continue;
+    }
+    const T beta = rr_new / rr;
+    for (std::size_t i = 0; i < n; ++i) p[i] = r[i] + beta * p[i];
+    rr = rr_new;
+  }
+  if (!residual_is_true) {
+    rr = detail::true_residual<T>(a, damping, b, x, ap, r);
+    ++res.applications;
+  }
+  res.residual_norm = std::sqrt(rr);
+  res.relative_residual = res.residual_norm / b_norm;
+  res.converged = res.residual_norm <= target;
+  return res;
+}
+
+// ================================================================================================
+// Natural-gradient steps
+// ================================================================================================
+
+/// \brief How `natural_gradient_step_logits` solves (F + λI) x = g.
+enum class natural_gradient_solver {
+  closed_form,  ///< `categorical_fisher::solve` (Sherman–Morrison; pseudo-inverse at λ = 0)
+  conjugate_gradient  ///< `conjugate_gradient` on the matrix-free F
+};
+
+/// \brief One natural-gradient step on softmax logits, in place:
+/// θ ← θ − η (F + λI)⁻¹ g with F = diag(p) − ppᵀ, p = softmax(θ) (λ = 0: F⁺ g with the closed
+/// form; with CG, λ = 0 needs 1ᵀg = 0, which holds for the gradient of any loss of p).
+///
+/// Returns the solve's report; for the closed form `iterations = 0`, and residual / convergence
+/// are those of the returned direction against (F + λI)x = g (λ = 0 and 1ᵀg ≠ 0: the system has
+/// no solution and `converged` is false, the step is still the least-squares F⁺g). The step is
+/// applied in every case (the CG iterate is a descent direction for the damped quadratic model).
+/// Throws as `categorical_fisher::from_logits`, `conjugate_gradient`, plus `invalid_argument` for
+/// a non-finite or negative learning rate and `non_finite_input` for NaN/Inf in g.
+template <attention_scalar T>
+cg_result<T> natural_gradient_step_logits(
+    std::span<T> logits, std::type_identity_t<std::span<const T>> grad,
+    std::type_identity_t<T> learning_rate, std::type_identity_t<T> damping,
+    natural_gradient_solver solver = natural_gradient_solver::closed_form,
+    const std::type_identity_t<cg_options<T>>& options = {}) {
+  if (!(std::isfinite(learning_rate) && learning_rate >= T(0))) {
+    std::ostringstream os;
+    os << "invalid argument: learning_rate = " << learning_rate << ", expected a finite value >= 0";
+    throw invalid_argument(os.str());
+  }
+  const auto fisher = categorical_fisher<T>::from_logits(std::span<const T>(logits));
+  require_dimension("grad.size()", grad.size(), logits.size());
+  require_finite<T>("grad", grad);
+  std::vector<T> x(logits.size());
+  cg_result<T> res;
+  if (solver == natural_gradient_solver::closed_form) {
+    detail::require_cg_options(options);
+    fisher.solve(grad, damping, x);
+    std::vector<T> r(x.size()), tmp(x.size());
+    const T rr = detail::true_residual<T>(fisher, damping, grad, x, tmp, r);
+    const T g_norm = std::sqrt(kernels::dot(grad.data(), grad.data(), grad.size()));
+    res.applications = 1;
+    res.residual_norm = std::sqrt(rr);
+    res.relative_residual = g_norm > T(0) ? res.residual_norm / g_norm : T(0);
+    res.converged = res.residual_norm <= options.tolerance * g_norm;
+  } else {
+    res = conjugate_gradient<T>(fisher, grad, x, damping, options);
+  }
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (std::isfinite(logits[i])) logits[i] -= learning_rate * x[i];  // −inf stays masked
+  return res;
+}
+
+/// \brief Settings of `natural_gradient_optimizer`.
+template <attention_scalar T>
+struct natural_gradient_config {
+  /// Step size η; finite and > 0.
+  T learning_rate = T(0.1);
+  /// Damping (Tikhonov) λ added to the Fisher; finite and ≥ 0.
+  T damping = T(1e-3);
+  /// Conjugate-gradient settings of each step's solve.
+  cg_options<T> cg{};
+};
+
+/// \brief Natural-gradient descent θ ← θ − η (F + λI)⁻¹ g for a generic parameter vector, with
+/// the Fisher given as any `linear_operator` (e.g. `empirical_fisher`, `categorical_fisher`, or a
+/// Gauss–Newton product wrapped by `make_operator`). The solve is damped CG from x₀ = 0.
+///
+/// Stateless apart from its configuration: immutable, safe to share across threads.
+template <attention_scalar T>
+class natural_gradient_optimizer {
+ public:
+  using value_type = T;
+
+  /// Validates the configuration (`invalid_config`: η ≤ 0, λ < 0, non-finite, bad CG options).
+  explicit natural_gradient_optimizer(const natural_gradient_config<T>& config = {})
+      : config_(config) {
+    if (!(std::isfinite(config.learning_rate) && config.learning_rate > T(0))) {
+      std::ostringstream os;
+      os << "invalid config: learning_rate = " << config.learning_rate
+         << ", expected a finite value > 0";
+      throw invalid_config(os.str());
+    }
+    if (!(std::isfinite(config.damping) && config.damping >= T(0))) {
+      std::ostringstream os;
+      os << "invalid config: damping = " << config.damping << ", expected a finite value >= 0";
+      throw invalid_config(os.str());
+    }
+    detail::require_cg_options(config.cg, "cg");
+  }
+
+  [[nodiscard]] const natural_gradient_config<T>& config() const noexcept { return config_; }
+
+  /// direction = (F + λI)⁻¹ g by damped CG (no parameter update).
+  template <class Op>
+  requires linear_operator<Op, T> cg_result<T> direction(std::span<const T> grad, const Op& fisher,
+                                                         std::span<T> direction)
+  const {
+    cg_options<T> o = config_.cg;
+    o.warm_start = false;
+    return conjugate_gradient<T>(fisher, grad, direction, config_.damping, o);
+  }
+
+  /// params ← params − η (F + λI)⁻¹ grad; returns the CG report. The step is applied even when
+  /// CG stops at the cap (its iterate is a descent direction of the damped quadratic model).
+  /// Throws `dimension_mismatch` unless |params| = |grad| = fisher.size(), `non_finite_input`
+  /// for NaN/Inf in params or grad.
+  template <class Op>
+  requires linear_operator<Op, T> cg_result<T> step(std::span<T> params, std::span<const T> grad,
+                                                    const Op& fisher)
+  const {
+    require_dimension("params.size()", params.size(), static_cast<std::size_t>(fisher.size()));
+    require_dimension("grad.size()", grad.size(), static_cast<std::size_t>(fisher.size()));
+    require_finite<T>("params", params);
+    require_finite<T>("grad", grad);
+    std::vector<T> x(params.size());
+    const cg_result<T> res = direction(grad, fisher, x);
+    kernels::axpy(-config_.learning_rate, x.data(), params.data(), params.size());
+    return res;
+  }
+
+  /// Convenience for softmax logits: `natural_gradient_step_logits` with this configuration and
+  /// the closed-form solve.
+  cg_result<T> step_logits(std::span<T> logits, std::span<const T> grad) const {
+    return natural_gradient_step_logits<T>(logits, grad, config_.learning_rate, config_.damping,
+                                           natural_gradient_solver::closed_form, config_.cg);
+  }
+
+ private:
+  natural_gradient_config<T> config_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/info_geometry/natural_gradient.hpp ----
+// ---- end ruvector/attention/info_geometry.hpp ----
+// ---- begin ruvector/attention/io/json.hpp ----
+/// \file io/json.hpp
+/// \brief JSON output (nlohmann_json): the only header of the library that includes
+/// `<nlohmann/json.hpp>`. ADL `to_json` overloads for the unified report's types.
+///
+/// A report serialises as
+/// `{"num_keys", "num_queries", "dim", "health_score", "metrics": [{"name", "value", "status"}],
+///   "recommendation": {"mechanism", "temperature_factor", "reasons": [...]}, "raw": {...}}`;
+/// NaN raw values (not measured) become `null`, infinities the strings "inf"/"-inf".
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
+
+// ---- begin ruvector/attention/unified_report/report.hpp ----
+/// \file report.hpp
+/// \brief The unified geometry report (theory 7): metrics measured on real queries and keys,
+/// banded, scored and turned into a recommendation.
+///
+/// `analyze(queries, keys[, weights][, ib])` measures, on the rows of `keys` (n × d) and
+/// `queries` (L × d):
+/// | metric | definition | family |
+/// |---|---|---|
+/// | `ot_shift` | SW₂²(Q, K) / mean_r SW₂²(K_r, K): the sliced-Wasserstein cost (P seeded
+/// directions) between the query set and the keys, over the same cost for R bootstrap samples K_r
+/// of L keys. ≈ 1 when the queries look like keys; the raw SW₂ is reported as `ot_distance` |
+/// transport | | `topology_coherence` | the combined window coherence of each query's attention on
+/// the keys' kNN graph, averaged over the queries | topology | | `ib_kl` | mean over queries and
+/// latent dimensions of KL(q(z|x) ‖ N(0, I)) of a given `variational_bottleneck` (absent without
+/// one) | info_bottleneck | | `diffusion_energy` | ½Σ W_ij (x_i − x_j)² / Σ d_i (x_i − x̄)², x = the
+/// dot-product logits s_j = scale·q·k_j, x̄ = Σ d_i x_i / Σ d_i, W the Gaussian kNN graph of the
+/// keys: the Rayleigh quotient of L_rw, in [0, 2] (0 = logits constant along the graph), averaged
+/// over queries | pde | | `attention_entropy` | H/ln n of each query's weights, averaged (raw H
+/// reported too) | — | | `h0_scale_spread` | std of log₂ of the keys' H0 death scales, octaves |
+/// structure.hpp | | `gromov_delta` | 2δ/diam of the keys (four-point condition) | structure.hpp |
+/// | `sequence_smoothness` | median consecutive / median random-pair key distance | structure.hpp |
+///
+/// Without weights, the weights are softmax(scale·Q Kᵀ) with scale = `config.scale` or 1/√d.
+/// The kNN graph (k = `config.knn_k`, clamped to n − 1) is built once and shared by the
+/// coherence and diffusion metrics. Bands, health and recommendation: metrics.hpp and
+/// recommendation.hpp. `report_builder` accepts precomputed metric values instead.
+///
+/// Cost: O(n²·d) for the kNN graph and the H0 tree (n capped by `max_points` for H0), O(L·n·d)
+/// for the logits, O((R + 1)·P·(n log n + n·d)) for the transport.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
 
 // ---- begin ruvector/attention/kernels/knn.hpp ----
 /// \file knn.hpp
@@ -9217,6 +10899,2843 @@ template <attention_scalar T>
 
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/kernels/knn.hpp ----
+// ---- begin ruvector/attention/pde/laplacian.hpp ----
+/// \file pde/laplacian.hpp
+/// \brief Graph Laplacians of a key set (theory 6: heat diffusion on the key graph), dense and
+/// sparse kNN (CSR), behind one operator interface.
+///
+/// Graph (Belkin & Niyogi 2003, "Laplacian Eigenmaps"; Chung 1997, "Spectral Graph Theory"):
+///
+///     W_ij = exp(−‖k_i − k_j‖² / (2σ²))  for i ≠ j,   W_ii = 0,   d_i = Σ_j W_ij
+///
+/// and three normalisations:
+///
+///     combinatorial           L     = D − W
+///     symmetric normalised    L_sym = I − D^{-1/2} W D^{-1/2}
+///     random walk             L_rw  = I − D^{-1} W  = D^{-1} L
+///
+/// Storage:
+/// - `dense_laplacian<T>`: the fully connected Gaussian graph as n × n Eigen matrices (W and L),
+///   O(n²) memory — for small n only.
+/// - `sparse_laplacian<T>`: the kNN graph in CSR, O(n·k) memory. The directed kNN relation (from
+///   `exact_knn`, self excluded) is symmetrised so that W (and hence L and L_sym) is symmetric:
+///   `knn_symmetrization::max` (default): W_ij = max(a_ij, a_ji), i.e. the union graph with the
+///   full kernel weight; `knn_symmetrization::mean`: W_ij = (a_ij + a_ji)/2, so an edge listed
+///   by only one endpoint gets half its weight. Here a_ij = W_ij if j is among i's k nearest
+///   neighbours, else 0. Each row keeps its diagonal separately; an explicit zero weight (kernel
+///   underflow) is kept as an edge.
+///
+/// Conventions (documented numerics):
+/// - σ: given by the caller (finite, > 0), or the default: the **median of the neighbour
+///   distances** ‖k_i − k_j‖ — over the n·k kNN pairs for the sparse form, over all n(n−1)/2 pairs
+///   for the dense form (median of an even count = mean of the two middle values). If that median
+///   is 0 (many duplicate keys) the mean of the positive distances is used, and σ = 1 if every
+///   distance is 0 (or there is no pair, n = 1).
+/// - k ≥ n is clamped to n − 1 (the complete graph); n = 1 gives one isolated node and L = 0.
+/// - Isolated nodes (d_i = 0, e.g. when every kernel weight of a far outlier underflows): by
+///   Chung's convention D^{-1/2} and D^{-1} are taken as 0 there, so the node's row and column of
+///   L_sym and its row of L_rw are **zero** (not e_i). Diffusion then leaves an isolated node's
+///   value unchanged, exactly as D − W does, and the spectra stay in [0, 2].
+/// - Normalised weights are formed as W_ij·(s_i·s_j) with s_i = d_i^{-1/2}, so L_sym is symmetric
+///   bit for bit.
+/// - `lambda_max_bound()`: the Gershgorin bound max_i (L_ii + Σ_{j≠i} |L_ij|), which is
+///   2·max_i d_i for D − W; for L_sym and L_rw it is capped at 2 (their eigenvalues are real and
+///   lie in [0, 2]; L_rw is similar to L_sym). A graph without edges gets 0, so diffusion is
+///   then exactly the identity. `estimate_lambda_max`
+///   gives a power-iteration estimate (a lower estimate: add a margin before using it as a bound).
+/// - `energy(x)`: xᵀ L x for D − W and L_sym; for L_rw, which is self-adjoint in the D-inner
+///   product, xᵀ D L_rw x = xᵀ (D − W) x. Each is non-increasing along exp(−tL)x.
+///   `dirichlet_form(x)` = ½ Σ_ij W_ij (x_i − x_j)², equal to xᵀ (D − W) x.
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Which normalisation of the graph Laplacian.
+enum class laplacian_type {
+  combinatorial,         ///< L = D − W
+  symmetric_normalized,  ///< L_sym = I − D^{-1/2} W D^{-1/2}
+  random_walk,           ///< L_rw = I − D^{-1} W
+};
+
+/// \brief How the directed kNN relation is made symmetric (see the file comment).
+enum class knn_symmetrization {
+  max,   ///< W_ij = max(a_ij, a_ji): union graph, full weight
+  mean,  ///< W_ij = (a_ij + a_ji)/2: one-sided edges get half weight
+};
+
+/// \brief Options of a Laplacian built from keys.
+template <attention_scalar T>
+struct laplacian_options {
+  /// Normalisation of L.
+  laplacian_type type = laplacian_type::symmetric_normalized;
+  /// Kernel width σ (> 0); default: median neighbour distance (see the file comment).
+  std::optional<T> sigma{};
+  /// Symmetrisation of the kNN relation (sparse form only).
+  knn_symmetrization symmetrize = knn_symmetrization::max;
+};
+
+/// \brief What a Laplacian operator provides to the diffusion solvers: y = L x in O(nnz), its
+/// size, its type, a spectral upper bound and the diffusion energy.
+template <class Op>
+concept laplacian_operator = attention_scalar<typename Op::value_type> &&
+    requires(const Op& op, std::span<const typename Op::value_type> x,
+             std::span<typename Op::value_type> y) {
+  { op.size() } -> std::same_as<std::size_t>;
+  { op.type() } -> std::same_as<laplacian_type>;
+  { op.lambda_max_bound() } -> std::same_as<typename Op::value_type>;
+  { op.energy(x) } -> std::same_as<typename Op::value_type>;
+  op.apply(x, y);
+};
+
+namespace detail {
+
+/// Human-readable name of a Laplacian type (for messages).
+[[nodiscard]] inline const char* laplacian_type_name(laplacian_type t) noexcept {
+  switch (t) {
+    case laplacian_type::combinatorial:
+      return "combinatorial";
+    case laplacian_type::symmetric_normalized:
+      return "symmetric_normalized";
+    case laplacian_type::random_walk:
+      return "random_walk";
+  }
+  return "unknown";
+}
+
+/// Median (mean of the two middle values for an even count) of `v` (reordered); requires
+/// a non-empty v.
+[[nodiscard]] inline double median_inplace(std::vector<double>& v) {
+  const std::size_t m = v.size();
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(m / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  const double upper = *mid;
+  if (m % 2 == 1) return upper;
+  const double lower = *std::max_element(v.begin(), mid);
+  return 0.5 * (lower + upper);
+}
+
+/// The default σ from a list of (non-negative) distances: median; mean of the positive ones if
+/// the median is 0; 1 if none is positive.
+[[nodiscard]] inline double default_sigma(std::vector<double> distances) {
+  if (distances.empty()) return 1.0;
+  double pos_sum = 0.0;
+  std::size_t pos = 0;
+  for (double d : distances)
+    if (d > 0.0) pos_sum += d, ++pos;
+  if (pos == 0) return 1.0;
+  const double med = median_inplace(distances);
+  return med > 0.0 ? med : pos_sum / static_cast<double>(pos);
+}
+
+/// Validates a caller-given σ.
+template <class T>
+void require_sigma(const std::optional<T>& sigma) {
+  if (sigma) {
+    require_argument(std::isfinite(*sigma) && *sigma > T(0),
+                     "laplacian_options.sigma must be finite and > 0");
+  }
+}
+
+/// Validates a keys matrix (non-empty, finite, size limits).
+template <class T>
+void require_keys(const matrix_cref<T>& keys) {
+  const auto n = static_cast<std::size_t>(keys.rows());
+  const auto d = static_cast<std::size_t>(keys.cols());
+  require_non_empty("keys", n);
+  require_non_empty("keys.cols()", d);
+  require_at_most("keys.rows()", n, std::min<std::size_t>(max_sequence_length, 0xFFFFFFFFu));
+  require_at_most("keys.cols()", d, max_dimension);
+  require_finite("keys", keys.data(), n, d, keys.outerStride());
+}
+
+/// s_i = d_i^{-1/2} (or 0 for an isolated node).
+template <class T>
+[[nodiscard]] std::vector<T> inv_sqrt_degrees(const std::vector<T>& deg) {
+  std::vector<T> s(deg.size());
+  for (std::size_t i = 0; i < deg.size(); ++i)
+    s[i] = deg[i] > T(0) ? T(1) / std::sqrt(deg[i]) : T(0);
+  return s;
+}
+
+/// Throws `dimension_mismatch` unless x and y have n entries.
+inline void require_apply_sizes(std::size_t x, std::size_t y, std::size_t n) {
+  require_dimension("apply: x.size()", x, n);
+  require_dimension("apply: y.size()", y, n);
+}
+
+}  // namespace detail
+
+// ================================================================================================
+// Dense (fully connected) Laplacian
+// ================================================================================================
+
+/// \brief The fully connected Gaussian-kernel Laplacian as dense n × n matrices (small n only).
+/// Immutable after construction; safe to share across threads.
+template <attention_scalar T>
+class dense_laplacian {
+ public:
+  using value_type = T;
+
+  /// \brief W_ij = exp(−‖k_i − k_j‖²/(2σ²)) over all pairs i ≠ j (rows of `keys` = keys).
+  /// Throws `invalid_argument` (empty keys, bad σ), `non_finite_input`, `input_too_large`.
+  [[nodiscard]] static dense_laplacian from_keys(const matrix_cref<T>& keys,
+                                                 const laplacian_options<T>& options = {}) {
+    detail::require_keys<T>(keys);
+    detail::require_sigma(options.sigma);
+    const auto n = static_cast<std::size_t>(keys.rows());
+    const auto d = static_cast<std::size_t>(keys.cols());
+    const auto ld = static_cast<std::size_t>(keys.outerStride());
+    const auto ix = [](std::size_t i) { return static_cast<Eigen::Index>(i); };
+    row_matrix<T> d2(ix(n), ix(n));
+    parallel_for(0, n, [&](std::size_t i) {
+      kernels::row_squared_distances(keys.data(), n, d, ld, keys.data() + i * ld,
+                                     d2.data() + i * n);
+    });
+    // Symmetrise the rounding: both triangles take the value computed for i < j.
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = i + 1; j < n; ++j) d2(ix(j), ix(i)) = d2(ix(i), ix(j));
+    double sigma = 0.0;
+    if (options.sigma) {
+      sigma = static_cast<double>(*options.sigma);
+    } else {
+      std::vector<double> dist;
+      dist.reserve(n * (n - 1) / 2);
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t j = i + 1; j < n; ++j)
+          dist.push_back(std::sqrt(static_cast<double>(d2(ix(i), ix(j)))));
+      sigma = detail::default_sigma(std::move(dist));
+    }
+    const T inv = static_cast<T>(1.0 / (2.0 * sigma * sigma));
+    row_matrix<T> w(ix(n), ix(n));
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j)
+        w(ix(i), ix(j)) = i == j ? T(0) : std::exp(-d2(ix(i), ix(j)) * inv);
+    return dense_laplacian(std::move(w), options.type, static_cast<T>(sigma));
+  }
+
+  /// \brief A Laplacian of a caller-given weight matrix (square, finite, non-negative,
+  /// symmetric, zero diagonal). Throws `dimension_mismatch`, `non_finite_input`,
+  /// `invalid_argument` naming the offending entry.
+  [[nodiscard]] static dense_laplacian from_weights(const matrix_cref<T>& weights,
+                                                    laplacian_type type) {
+    const auto n = static_cast<std::size_t>(weights.rows());
+    require_non_empty("weights", n);
+    require_dimension("weights.cols() (must equal weights.rows())",
+                      static_cast<std::size_t>(weights.cols()), n);
+    require_at_most("weights.rows()", n, max_sequence_length);
+    require_finite("weights", weights.data(), n, n, weights.outerStride());
+    for (Eigen::Index i = 0; i < weights.rows(); ++i) {
+      for (Eigen::Index j = 0; j < weights.cols(); ++j) {
+        const T v = weights(i, j);
+        if (v < T(0) || v != weights(j, i) || (i == j && v != T(0))) {
+          std::ostringstream os;
+          os << "invalid argument: weights[" << i << "][" << j << "] = " << v
+             << ", expected a non-negative symmetric matrix with a zero diagonal";
+          throw invalid_argument(os.str());
+        }
+      }
+    }
+    return dense_laplacian(row_matrix<T>(weights), type, T(0));
+  }
+
+  /// Number of nodes.
+  [[nodiscard]] std::size_t size() const noexcept { return n_; }
+  /// Normalisation of L.
+  [[nodiscard]] laplacian_type type() const noexcept { return type_; }
+  /// The kernel width used (0 for `from_weights`).
+  [[nodiscard]] T sigma() const noexcept { return sigma_; }
+  /// The weight matrix W (n × n, zero diagonal).
+  [[nodiscard]] const row_matrix<T>& weights() const noexcept { return w_; }
+  /// The Laplacian matrix (n × n).
+  [[nodiscard]] const row_matrix<T>& matrix() const noexcept { return l_; }
+  /// Degrees d_i = Σ_j W_ij.
+  [[nodiscard]] const std::vector<T>& degrees() const noexcept { return deg_; }
+  /// Number of stored entries of L (n²).
+  [[nodiscard]] std::size_t nnz() const noexcept { return n_ * n_; }
+
+  /// \brief y = L x (dense matrix–vector product). `y` must not alias `x`. Throws
+  /// `dimension_mismatch` unless both have size() entries.
+  void apply(std::span<const T> x, std::span<T> y) const {
+    detail::require_apply_sizes(x.size(), y.size(), n_);
+    apply_unchecked(x.data(), y.data());
+  }
+
+  /// \brief y = L x without checks (x, y hold size() values, no aliasing).
+  void apply_unchecked(const T* x, T* y) const noexcept {
+    const auto n = static_cast<Eigen::Index>(n_);
+    Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>(y, n).noalias() =
+        l_ * Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(x, n);
+  }
+
+  /// \brief Gershgorin bound on the spectrum (capped at 2 for L_sym / L_rw; see the file).
+  [[nodiscard]] T lambda_max_bound() const noexcept { return bound_; }
+
+  /// \brief Diffusion energy (see the file comment). Throws `dimension_mismatch`.
+  [[nodiscard]] T energy(std::span<const T> x) const {
+    require_dimension("energy: x.size()", x.size(), n_);
+    std::vector<T> y(n_);
+    apply_unchecked(x.data(), y.data());
+    T e = T(0);
+    for (std::size_t i = 0; i < n_; ++i)
+      e += x[i] * y[i] * (type_ == laplacian_type::random_walk ? deg_[i] : T(1));
+    return e;
+  }
+
+  /// \brief ½ Σ_ij W_ij (x_i − x_j)². Throws `dimension_mismatch`.
+  [[nodiscard]] T dirichlet_form(std::span<const T> x) const {
+    require_dimension("dirichlet_form: x.size()", x.size(), n_);
+    T e = T(0);
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t j = 0; j < n_; ++j) {
+        const T diff = x[i] - x[j];
+        e += w_(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) * diff * diff;
+      }
+    return e / T(2);
+  }
+
+ private:
+  dense_laplacian(row_matrix<T> w, laplacian_type type, T sigma)
+      : n_(static_cast<std::size_t>(w.rows())), type_(type), sigma_(sigma), w_(std::move(w)) {
+    const auto n = static_cast<Eigen::Index>(n_);
+    deg_.assign(n_, T(0));
+    for (Eigen::Index i = 0; i < n; ++i) deg_[static_cast<std::size_t>(i)] = w_.row(i).sum();
+    const std::vector<T> s = detail::inv_sqrt_degrees(deg_);
+    l_.resize(n, n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const auto ui = static_cast<std::size_t>(i);
+      const T di = deg_[ui];
+      for (Eigen::Index j = 0; j < n; ++j) {
+        const auto uj = static_cast<std::size_t>(j);
+        const T wij = w_(i, j);
+        T v = T(0);
+        switch (type_) {
+          case laplacian_type::combinatorial:
+            v = i == j ? di : -wij;
+            break;
+          case laplacian_type::symmetric_normalized:
+            v = i == j ? (di > T(0) ? T(1) : T(0)) : -wij * (s[ui] * s[uj]);
+            break;
+          case laplacian_type::random_walk:
+            v = di > T(0) ? (i == j ? T(1) : -wij / di) : T(0);
+            break;
+        }
+        l_(i, j) = v;
+      }
+    }
+    T gersh = T(0);
+    for (Eigen::Index i = 0; i < n; ++i) gersh = std::max(gersh, l_.row(i).cwiseAbs().sum());
+    bound_ = type_ == laplacian_type::combinatorial ? gersh : std::min(gersh, T(2));
+  }
+
+  std::size_t n_;
+  laplacian_type type_;
+  T sigma_;
+  row_matrix<T> w_;
+  row_matrix<T> l_;
+  std::vector<T> deg_;
+  T bound_ = T(0);
+};
+
+// ================================================================================================
+// Sparse kNN Laplacian (CSR)
+// ================================================================================================
+
+/// \brief The symmetrised kNN Gaussian-kernel Laplacian in CSR form (O(n·k) memory, y = L x in
+/// O(nnz)). Immutable after construction; safe to share across threads.
+///
+/// Row i's off-diagonal entries occupy slots [offsets()[i], offsets()[i+1]) of `columns()`,
+/// `weights()` (W_ij) and `values()` (L_ij), columns ascending; the diagonal of L is `diagonal()`.
+template <attention_scalar T>
+class sparse_laplacian {
+ public:
+  using value_type = T;
+
+  /// A Laplacian of zero nodes (placeholder; `size() == 0`).
+  sparse_laplacian() : offsets_(1, 0) {}
+
+  /// \brief Builds the kNN graph of the rows of `keys` with `exact_knn` (O(n²·d)) and its
+  /// Laplacian. k ≥ n is clamped to n − 1. Throws `invalid_argument` (k = 0, empty keys, bad σ),
+  /// `non_finite_input`, `input_too_large`.
+  [[nodiscard]] static sparse_laplacian from_keys(const matrix_cref<T>& keys, std::size_t k,
+                                                  const laplacian_options<T>& options = {}) {
+    detail::require_keys<T>(keys);
+    detail::require_sigma(options.sigma);
+    require_argument(k >= 1, "sparse_laplacian: k (neighbours per key) must be >= 1");
+    const auto n = static_cast<std::size_t>(keys.rows());
+    if (n == 1) {
+      knn_lists<T> none;
+      none.n = 1;
+      none.k = 0;
+      return from_knn(none, options);
+    }
+    return from_knn(exact_knn<T>(keys, std::min(k, n - 1)), options);
+  }
+
+  /// \brief Builds the Laplacian from precomputed kNN lists (e.g. shared with another
+  /// consumer). Throws `invalid_argument` for inconsistent lists (sizes, index ≥ n, self-loops,
+  /// negative or non-finite distances) or a bad σ.
+  [[nodiscard]] static sparse_laplacian from_knn(const knn_lists<T>& knn,
+                                                 const laplacian_options<T>& options = {}) {
+    detail::require_sigma(options.sigma);
+    const std::size_t n = knn.n, k = knn.k;
+    require_non_empty("knn.n", n);
+    require_at_most("knn.n", n, std::min<std::size_t>(max_sequence_length, 0xFFFFFFFFu));
+    require_argument(k < n, "sparse_laplacian: knn.k must be < knn.n");
+    require_dimension("knn.indices.size()", knn.indices.size(), n * k);
+    require_dimension("knn.squared_distances.size()", knn.squared_distances.size(), n * k);
+    for (std::size_t p = 0; p < n * k; ++p) {
+      const std::size_t j = knn.indices[p];
+      const T d2 = knn.squared_distances[p];
+      if (j >= n || j == p / k || !std::isfinite(d2) || d2 < T(0)) {
+        std::ostringstream os;
+        os << "invalid argument: knn entry " << p << " (node " << p / k << " -> " << j
+           << ", squared distance " << d2
+           << ") must name another node < n with a finite non-negative distance";
+        throw invalid_argument(os.str());
+      }
+    }
+    double sigma = 0.0;
+    if (options.sigma) {
+      sigma = static_cast<double>(*options.sigma);
+    } else {
+      std::vector<double> dist(n * k);
+      for (std::size_t p = 0; p < n * k; ++p)
+        dist[p] = std::sqrt(static_cast<double>(knn.squared_distances[p]));
+      sigma = detail::default_sigma(std::move(dist));
+    }
+    const T inv = static_cast<T>(1.0 / (2.0 * sigma * sigma));
+    const bool use_max = options.symmetrize == knn_symmetrization::max;
+
+    // Bucket the 2·n·k directed contributions by row, then sort each row by column and merge
+    // duplicates (max, or sum of halves for the mean).
+    std::vector<std::size_t> count(n + 1, 0);
+    for (std::size_t p = 0; p < n * k; ++p) {
+      ++count[p / k + 1];
+      ++count[knn.indices[p] + std::size_t{1}];
+    }
+    for (std::size_t i = 0; i < n; ++i) count[i + 1] += count[i];
+    std::vector<std::pair<std::uint32_t, T>> entries(count[n]);
+    std::vector<std::size_t> fill(count.begin(), count.end() - 1);
+    for (std::size_t p = 0; p < n * k; ++p) {
+      const std::size_t i = p / k, j = knn.indices[p];
+      T w = std::exp(-knn.squared_distances[p] * inv);
+      if (!use_max) w /= T(2);
+      entries[fill[i]++] = {static_cast<std::uint32_t>(j), w};
+      entries[fill[j]++] = {static_cast<std::uint32_t>(i), w};
+    }
+    sparse_laplacian g;
+    g.n_ = n;
+    g.k_ = k;
+    g.type_ = options.type;
+    g.sigma_ = static_cast<T>(sigma);
+    g.offsets_.assign(n + 1, 0);
+    g.columns_.reserve(entries.size());
+    g.weights_.reserve(entries.size());
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto b = entries.begin() + static_cast<std::ptrdiff_t>(count[i]);
+      const auto e = entries.begin() + static_cast<std::ptrdiff_t>(count[i + 1]);
+      std::sort(b, e, [](const auto& x, const auto& y) { return x.first < y.first; });
+      for (auto it = b; it != e; ++it) {
+        if (g.columns_.size() > g.offsets_[i] && g.columns_.back() == it->first) {
+          T& last = g.weights_.back();
+          last = use_max ? std::max(last, it->second) : last + it->second;
+        } else {
+          g.columns_.push_back(it->first);
+          g.weights_.push_back(it->second);
+        }
+      }
+      g.offsets_[i + 1] = g.columns_.size();
+    }
+    g.finish();
+    return g;
+  }
+
+  /// Number of nodes.
+  [[nodiscard]] std::size_t size() const noexcept { return n_; }
+  /// Neighbours per node used for the kNN lists (after clamping).
+  [[nodiscard]] std::size_t k() const noexcept { return k_; }
+  /// Normalisation of L.
+  [[nodiscard]] laplacian_type type() const noexcept { return type_; }
+  /// The kernel width used.
+  [[nodiscard]] T sigma() const noexcept { return sigma_; }
+  /// Number of stored off-diagonal entries (edges counted in both directions).
+  [[nodiscard]] std::size_t nnz() const noexcept { return columns_.size(); }
+  /// CSR row offsets (n + 1 entries).
+  [[nodiscard]] std::span<const std::size_t> offsets() const noexcept { return offsets_; }
+  /// CSR column indices (ascending within a row).
+  [[nodiscard]] std::span<const std::uint32_t> columns() const noexcept { return columns_; }
+  /// Symmetrised kernel weights W_ij of the stored entries.
+  [[nodiscard]] std::span<const T> weights() const noexcept { return weights_; }
+  /// Off-diagonal entries L_ij of the stored entries.
+  [[nodiscard]] std::span<const T> values() const noexcept { return values_; }
+  /// Diagonal of L.
+  [[nodiscard]] std::span<const T> diagonal() const noexcept { return diag_; }
+  /// Degrees d_i = Σ_j W_ij.
+  [[nodiscard]] std::span<const T> degrees() const noexcept { return deg_; }
+
+  /// \brief y = L x in O(n + nnz) (rows in parallel for large graphs). `y` must not alias `x`.
+  /// Throws `dimension_mismatch` unless both have size() entries.
+  void apply(std::span<const T> x, std::span<T> y) const {
+    detail::require_apply_sizes(x.size(), y.size(), n_);
+    apply_unchecked(x.data(), y.data());
+  }
+
+  /// \brief y = L x without checks (x, y hold size() values, no aliasing).
+  void apply_unchecked(const T* x, T* y) const noexcept {
+    constexpr std::size_t chunk = 2048;
+    const std::size_t* off = offsets_.data();
+    const std::uint32_t* col = columns_.data();
+    const T* val = values_.data();
+    const T* dia = diag_.data();
+    const auto rows = [=](std::size_t r0, std::size_t r1) noexcept {
+      for (std::size_t i = r0; i < r1; ++i) {
+        T acc = dia[i] * x[i];
+        const std::size_t e = off[i + 1];
+        for (std::size_t p = off[i]; p < e; ++p) acc += val[p] * x[col[p]];
+        y[i] = acc;
+      }
+    };
+    if (columns_.size() < (std::size_t{1} << 18)) {
+      rows(0, n_);
+      return;
+    }
+    const std::size_t chunks = (n_ + chunk - 1) / chunk;
+    // The row body cannot throw, so parallel_for never rethrows here.
+    parallel_for(0, chunks, [&](std::size_t c) { rows(c * chunk, std::min(n_, (c + 1) * chunk)); });
+  }
+
+  /// \brief Gershgorin bound on the spectrum (capped at 2 for L_sym / L_rw; see the file).
+  [[nodiscard]] T lambda_max_bound() const noexcept { return bound_; }
+
+  /// \brief Diffusion energy (see the file comment). Throws `dimension_mismatch`.
+  [[nodiscard]] T energy(std::span<const T> x) const {
+    require_dimension("energy: x.size()", x.size(), n_);
+    std::vector<T> y(n_);
+    apply_unchecked(x.data(), y.data());
+    T e = T(0);
+    for (std::size_t i = 0; i < n_; ++i)
+      e += x[i] * y[i] * (type_ == laplacian_type::random_walk ? deg_[i] : T(1));
+    return e;
+  }
+
+  /// \brief ½ Σ_ij W_ij (x_i − x_j)². Throws `dimension_mismatch`.
+  [[nodiscard]] T dirichlet_form(std::span<const T> x) const {
+    require_dimension("dirichlet_form: x.size()", x.size(), n_);
+    T e = T(0);
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t p = offsets_[i]; p < offsets_[i + 1]; ++p) {
+        const T diff = x[i] - x[columns_[p]];
+        e += weights_[p] * diff * diff;
+      }
+    return e / T(2);
+  }
+
+  /// \brief L as a dense n × n matrix (for inspection and tests; O(n²) memory).
+  [[nodiscard]] row_matrix<T> to_dense() const {
+    const auto ix = [](std::size_t i) { return static_cast<Eigen::Index>(i); };
+    row_matrix<T> l = row_matrix<T>::Zero(ix(n_), ix(n_));
+    for (std::size_t i = 0; i < n_; ++i) {
+      l(ix(i), ix(i)) = diag_[i];
+      for (std::size_t p = offsets_[i]; p < offsets_[i + 1]; ++p)
+        l(ix(i), ix(columns_[p])) = values_[p];
+    }
+    return l;
+  }
+
+  /// \brief W as a dense n × n matrix (for inspection and tests; O(n²) memory).
+  [[nodiscard]] row_matrix<T> weights_dense() const {
+    const auto ix = [](std::size_t i) { return static_cast<Eigen::Index>(i); };
+    row_matrix<T> w = row_matrix<T>::Zero(ix(n_), ix(n_));
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t p = offsets_[i]; p < offsets_[i + 1]; ++p)
+        w(ix(i), ix(columns_[p])) = weights_[p];
+    return w;
+  }
+
+ private:
+  // Degrees, L values, diagonal and the spectral bound from the CSR weights.
+  void finish() {
+    deg_.assign(n_, T(0));
+    for (std::size_t i = 0; i < n_; ++i)
+      for (std::size_t p = offsets_[i]; p < offsets_[i + 1]; ++p) deg_[i] += weights_[p];
+    const std::vector<T> s = detail::inv_sqrt_degrees(deg_);
+    values_.resize(weights_.size());
+    diag_.assign(n_, T(0));
+    T gersh = T(0);
+    for (std::size_t i = 0; i < n_; ++i) {
+      const T di = deg_[i];
+      switch (type_) {
+        case laplacian_type::combinatorial:
+          diag_[i] = di;
+          break;
+        case laplacian_type::symmetric_normalized:
+        case laplacian_type::random_walk:
+          diag_[i] = di > T(0) ? T(1) : T(0);
+          break;
+      }
+      for (std::size_t p = offsets_[i]; p < offsets_[i + 1]; ++p) {
+        const T w = weights_[p];
+        switch (type_) {
+          case laplacian_type::combinatorial:
+            values_[p] = -w;
+            break;
+          case laplacian_type::symmetric_normalized:
+            values_[p] = -w * (s[i] * s[columns_[p]]);
+            break;
+          case laplacian_type::random_walk:
+            values_[p] = di > T(0) ? -w / di : T(0);
+            break;
+        }
+      }
+      T row = std::abs(diag_[i]);
+      for (std::size_t p = offsets_[i]; p < offsets_[i + 1]; ++p) row += std::abs(values_[p]);
+      gersh = std::max(gersh, row);
+    }
+    bound_ = type_ == laplacian_type::combinatorial ? gersh : std::min(gersh, T(2));
+  }
+
+  std::size_t n_ = 0;
+  std::size_t k_ = 0;
+  laplacian_type type_ = laplacian_type::symmetric_normalized;
+  T sigma_ = T(1);
+  std::vector<std::size_t> offsets_;
+  std::vector<std::uint32_t> columns_;
+  std::vector<T> weights_;
+  std::vector<T> values_;
+  std::vector<T> diag_;
+  std::vector<T> deg_;
+  T bound_ = T(0);
+};
+
+// ================================================================================================
+// Power-iteration estimate of λ_max
+// ================================================================================================
+
+/// \brief Power-iteration estimate of the largest eigenvalue of L: ‖L x_m‖/‖x_m‖ after
+/// `iterations` normalised products from a seeded Gaussian start vector. For symmetric L this
+/// is ≤ λ_max and converges to it; it is an *estimate*, so add a margin (e.g. ×1.05) before
+/// passing it to the diffusion solvers as a spectral bound. Throws `invalid_argument` for
+/// iterations = 0 or an empty operator.
+template <laplacian_operator Op>
+[[nodiscard]] typename Op::value_type estimate_lambda_max(const Op& op,
+                                                          std::size_t iterations = 100,
+                                                          std::uint64_t seed = 0x5eed) {
+  using T = typename Op::value_type;
+  const std::size_t n = op.size();
+  require_non_empty("estimate_lambda_max: operator", n);
+  require_argument(iterations >= 1, "estimate_lambda_max: iterations must be >= 1");
+  rng gen(seed);
+  std::vector<T> x(n), y(n);
+  for (auto& v : x) v = gen.normal<T>();
+  double est = 0.0;
+  for (std::size_t it = 0; it < iterations; ++it) {
+    double nx = 0.0;
+    for (T v : x) nx += static_cast<double>(v) * static_cast<double>(v);
+    nx = std::sqrt(nx);
+    if (nx == 0.0) return T(0);
+    for (auto& v : x) v = static_cast<T>(static_cast<double>(v) / nx);
+    op.apply(std::span<const T>(x), std::span<T>(y));
+    double ny = 0.0;
+    for (T v : y) ny += static_cast<double>(v) * static_cast<double>(v);
+    est = std::sqrt(ny);
+    std::swap(x, y);
+  }
+  return static_cast<T>(est);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/pde/laplacian.hpp ----
+// ---- begin ruvector/attention/topology/coherence.hpp ----
+/// \file topology/coherence.hpp
+/// \brief Window-coherence metrics of an attention window: how well one query's attention weights
+/// a over n keys agree with the geometry of the keys, measured on the kNN graph of the keys.
+///
+/// ## The graph
+/// E = { (i, j) : j ∈ N_k(i) } — the directed edges of the exact k-nearest-neighbour lists of the
+/// keys in squared Euclidean distance (`exact_knn`, self excluded, ties to the smaller index), so
+/// |E| = n·k; a mutual pair appears once per direction. `k` is clamped to n − 1; n = 1 gives the
+/// empty graph (k = 0). A precomputed `knn_lists` may be supplied instead.
+///
+/// Cosine similarity of an edge: c_ij = k_i·k_j / (‖k_i‖·‖k_j‖) ∈ [−1, 1], with c_ij := 0 when
+/// either key is the zero vector, and clamped to [−1, 1] against rounding. The clamped similarity
+/// s_ij = min(max(c_ij, 0), 1) ∈ [0, 1] weights the cut proxy (anti-correlated keys do not count
+/// as "connected").
+///
+/// ## Attention weights
+/// a_i ≥ 0 are the query's weights over the keys, divided by their sum here (the caller's a sums
+/// to 1 up to rounding; only the direction of a matters). When no weights are given, a_i = 1/n
+/// (uniform). Uniform attention is perfectly smooth on any graph, so then boundary mass, cut proxy
+/// and disagreement are all exactly 0 and only the similarity variance contributes.
+///
+/// ## Metrics (all in [0, 1]; for each, HIGHER = LESS coherent)
+/// - **boundary mass** B. Sort a descending; m = the smallest count whose prefix sum reaches
+///   τ − 1e-12 (τ = `mass_fraction`, default 0.5; the 1e-12 absorbs rounding of Σa = 1), θ = the
+///   m-th largest weight, and the core S = { i : a_i ≥ θ } — the smallest upper level set of a
+///   holding ≥ τ of the mass (equal to "the smallest set holding ≥ τ" unless weights tie at θ, in
+///   which case all tied keys join, so S never depends on key order). Then
+///       B = Σ_{(i,j)∈E, [i∈S]≠[j∈S]} |a_i − a_j|  /  Σ_{(i,j)∈E, i∈S or j∈S} (a_i + a_j)
+///   (0/0 := 0): of the attention carried by the kNN edges touching S, the fraction that drops
+///   off across S's boundary. Each edge touching S carries a_i + a_j; an edge leaving S loses
+///   |a_i − a_j| of it (≤ a_i + a_j, so B ∈ [0, 1]). B = 0 when S is closed under kNN or its
+///   boundary edges join equal weights (a plateau split by τ is not a boundary); B = 1 when no
+///   edge joins two keys of S and every edge leaving S ends at a key with a = 0.
+/// - **cut proxy** C = Σ_E s_ij·|a_i − a_j| / Σ_E s_ij·(a_i + a_j) (0/0 := 0): a normalised graph
+///   total variation of a (a relaxed normalised cut between attended and ignored keys). 0 iff a is
+///   constant across every edge with s_ij > 0; 1 when every similar pair has one endpoint at 0.
+/// - **disagreement** D = (1/|E|)·Σ_E |a_i − a_j| / (a_i + a_j) (a term with a_i + a_j = 0 counts
+///   0; 0 when E is empty): the mean relative contrast of attention between kNN neighbours, blind
+///   to mass (a pair of negligible weights 10× apart counts as much as a heavy pair).
+/// - **similarity variance** V = (1/|E|)·Σ_E (c_ij − c̄)², c̄ = (1/|E|)·Σ_E c_ij (population
+///   variance, two passes; 0 when E is empty). Since c ∈ [−1, 1], V ≤ 1. It depends on the keys
+///   only: high V means neighbourhoods mix near-duplicates with unrelated keys.
+///
+/// ## Combined score (1 = coherent)
+///     coherence = 1 − (w_B·B + w_C·C + w_D·D + w_V·V) / (w_B + w_C + w_D + w_V)
+/// with the weights of `coherence_weights` (defaults 0.35, 0.35, 0.20, 0.10; non-negative, sum
+/// > 0), so coherence ∈ [0, 1] and 1 = coherent (the reverse direction of the four metrics).
+///
+/// ## Cost
+/// kNN build O(n²·d) (the dominant term; do it once per key set with `prepare_coherence_keys`),
+/// edge cosines O(n·k·d), metrics O(n·k + n log n). All sums are accumulated in double; the metrics
+/// are returned as double.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Weights of the four metrics in the combined coherence score (non-negative, sum > 0).
+struct coherence_weights {
+  double boundary_mass = 0.35;
+  double cut_proxy = 0.35;
+  double disagreement = 0.20;
+  double similarity_variance = 0.10;
+};
+
+/// \brief Parameters of the window-coherence metrics (see the file comment).
+struct coherence_config {
+  /// Neighbours per key of the kNN graph (≥ 1; clamped to n − 1). Ignored when a precomputed
+  /// kNN graph or `coherence_keys` is supplied.
+  std::size_t k = 16;
+  /// τ ∈ (0, 1]: the attention mass the boundary-mass core S must hold.
+  double mass_fraction = 0.5;
+  /// Weights of the combined score.
+  coherence_weights weights{};
+
+  /// Throws `invalid_config` naming the offending field.
+  void validate() const {
+    require_config(k >= 1, "coherence_config.k must be >= 1");
+    require_config(std::isfinite(mass_fraction) && mass_fraction > 0.0 && mass_fraction <= 1.0,
+                   "coherence_config.mass_fraction must be in (0, 1]");
+    const double w[4] = {weights.boundary_mass, weights.cut_proxy, weights.disagreement,
+                         weights.similarity_variance};
+    double total = 0.0;
+    for (double x : w) {
+      require_config(std::isfinite(x) && x >= 0.0,
+                     "coherence_config.weights must be finite and >= 0");
+      total += x;
+    }
+    require_config(total > 0.0, "coherence_config.weights must not all be 0");
+  }
+};
+
+/// \brief The window-coherence metrics of one attention window (definitions in the file comment).
+struct coherence_metrics {
+  double boundary_mass = 0.0;        ///< B ∈ [0, 1], higher = less coherent
+  double cut_proxy = 0.0;            ///< C ∈ [0, 1], higher = less coherent
+  double disagreement = 0.0;         ///< D ∈ [0, 1], higher = less coherent
+  double similarity_variance = 0.0;  ///< V ∈ [0, 1], higher = less coherent
+  double coherence = 1.0;            ///< combined score ∈ [0, 1], 1 = coherent
+  std::size_t edges = 0;             ///< |E| = n·k
+  std::size_t core_size = 0;         ///< |S|, the boundary-mass core
+};
+
+namespace detail {
+
+// Cosine of rows a and b given their squared norms (computed in T by the SIMD dot; if T overflows,
+// recomputed in double). 0 for a zero vector; clamped to [−1, 1].
+template <class T>
+double edge_cosine(const T* a, const T* b, std::size_t d, double na2, double nb2) noexcept {
+  if (!(na2 > 0.0) || !(nb2 > 0.0)) return 0.0;
+  double dot = static_cast<double>(kernels::dot(a, b, d));
+  if (!std::isfinite(dot)) {
+    dot = 0.0;
+    for (std::size_t c = 0; c < d; ++c)
+      dot += static_cast<double>(a[c]) * static_cast<double>(b[c]);
+  }
+  const double c = dot / (std::sqrt(na2) * std::sqrt(nb2));
+  return std::clamp(c, -1.0, 1.0);
+}
+
+template <class T>
+double squared_norm(const T* a, std::size_t d) noexcept {
+  double s = static_cast<double>(kernels::dot(a, a, d));
+  if (!std::isfinite(s)) {
+    s = 0.0;
+    for (std::size_t c = 0; c < d; ++c) s += static_cast<double>(a[c]) * static_cast<double>(a[c]);
+  }
+  return s;
+}
+
+// Validates a user-supplied kNN graph against n points.
+template <class T>
+void validate_knn(const knn_lists<T>& knn, std::size_t n) {
+  require_dimension("knn.n (must equal keys.rows())", knn.n, n);
+  if (n == 1) {
+    require_dimension("knn.k (a single key has no neighbours)", knn.k, 0);
+  } else {
+    require_argument(knn.k >= 1 && knn.k < n, "knn.k must satisfy 1 <= k < keys.rows()");
+  }
+  require_dimension("knn.indices.size() (must equal n*k)", knn.indices.size(), n * knn.k);
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t m = 0; m < knn.k; ++m) {
+      const std::size_t j = knn.indices[i * knn.k + m];
+      if (j >= n || j == i) {
+        std::ostringstream os;
+        os << "invalid argument: knn.indices[" << i * knn.k + m << "] (neighbour " << m
+           << " of key " << i << ") is " << j << ", expected an index in [0, " << n
+           << ") other than " << i;
+        throw invalid_argument(os.str());
+      }
+    }
+  }
+}
+
+}  // namespace detail
+
+/// \brief A key set prepared for repeated coherence evaluation: a copy of the keys, their kNN
+/// graph and the cosine similarity of every edge (and hence V). Building one costs the kNN
+/// O(n²·d) plus O(n·k·d); each later `compute_coherence` on it costs O(n·k + n log n). Immutable
+/// and safe to share across threads. Owning a copy of the keys keeps it valid whatever happens to
+/// the caller's buffer.
+template <attention_scalar T>
+class coherence_keys {
+ public:
+  using value_type = T;
+
+  /// Builds the exact kNN graph with k' = min(k, n − 1) neighbours (k ≥ 1 required; n = 1 gives
+  /// the empty graph). Throws `invalid_argument` for empty keys or k = 0, `non_finite_input` for
+  /// NaN/Inf keys.
+  coherence_keys(const matrix_cref<T>& keys, std::size_t k) : keys_(keys) {
+    const std::size_t n = size();
+    require_non_empty("keys", n);
+    require_non_empty("keys.cols()", dim());
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_argument(k >= 1, "coherence_keys: k must be >= 1");
+    if (n == 1) {
+      require_finite("keys", keys_.data(), 1, dim(), keys_.cols());
+      knn_.n = 1;
+      knn_.k = 0;
+    } else {
+      knn_ = exact_knn<T>(keys_, std::min(k, n - 1));
+    }
+    finish();
+  }
+
+  /// Uses a precomputed kNN graph of these keys (validated: n, 1 ≤ k < n, indices in range and
+  /// not self; the distances are not used).
+  coherence_keys(const matrix_cref<T>& keys, knn_lists<T> knn) : keys_(keys), knn_(std::move(knn)) {
+    const std::size_t n = size();
+    require_non_empty("keys", n);
+    require_non_empty("keys.cols()", dim());
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_finite("keys", keys_.data(), n, dim(), keys_.cols());
+    detail::validate_knn(knn_, n);
+    finish();
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(keys_.rows()); }
+  [[nodiscard]] std::size_t dim() const noexcept { return static_cast<std::size_t>(keys_.cols()); }
+  /// Neighbours per key (0 when n = 1).
+  [[nodiscard]] std::size_t k() const noexcept { return knn_.k; }
+  [[nodiscard]] const row_matrix<T>& keys() const noexcept { return keys_; }
+  [[nodiscard]] const knn_lists<T>& knn() const noexcept { return knn_; }
+  /// c_ij of edge (i, knn.indices[i*k + m]) at position i*k + m.
+  [[nodiscard]] std::span<const double> edge_cosines() const noexcept { return cosines_; }
+  /// V, the similarity variance (keys only).
+  [[nodiscard]] double similarity_variance() const noexcept { return variance_; }
+
+ private:
+  void finish() {
+    const std::size_t n = size(), d = dim(), k = knn_.k;
+    std::vector<double> norms(n);
+    for (std::size_t i = 0; i < n; ++i) norms[i] = detail::squared_norm(keys_.row(i).data(), d);
+    cosines_.resize(n * k);
+    double mean = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      for (std::size_t m = 0; m < k; ++m) {
+        const std::size_t j = knn_.indices[i * k + m];
+        const double c =
+            detail::edge_cosine(keys_.row(i).data(), keys_.row(j).data(), d, norms[i], norms[j]);
+        cosines_[i * k + m] = c;
+        mean += c;
+      }
+    }
+    variance_ = 0.0;
+    if (!cosines_.empty()) {
+      mean /= static_cast<double>(cosines_.size());
+      for (double c : cosines_) variance_ += (c - mean) * (c - mean);
+      variance_ = std::min(1.0, variance_ / static_cast<double>(cosines_.size()));
+    }
+  }
+
+  row_matrix<T> keys_;
+  knn_lists<T> knn_;
+  std::vector<double> cosines_;
+  double variance_ = 0.0;
+};
+
+/// \brief `coherence_keys<T>(keys, k)`.
+template <attention_scalar T>
+[[nodiscard]] coherence_keys<T> prepare_coherence_keys(const matrix_cref<T>& keys, std::size_t k) {
+  return coherence_keys<T>(keys, k);
+}
+
+/// \brief The combined score 1 − Σ w_m·m / Σ w_m of the four metrics already in `m` (writes and
+/// returns `m.coherence`).
+inline double combine_coherence(coherence_metrics& m, const coherence_weights& w) noexcept {
+  const double total = w.boundary_mass + w.cut_proxy + w.disagreement + w.similarity_variance;
+  const double bad = w.boundary_mass * m.boundary_mass + w.cut_proxy * m.cut_proxy +
+                     w.disagreement * m.disagreement +
+                     w.similarity_variance * m.similarity_variance;
+  m.coherence = total > 0.0 ? std::clamp(1.0 - bad / total, 0.0, 1.0) : 1.0;
+  return m.coherence;
+}
+
+namespace detail {
+
+// The metrics from normalised double weights `a` (Σa = 1, a ≥ 0); see the file comment.
+template <class T>
+coherence_metrics coherence_from_weights(const coherence_keys<T>& keys,
+                                         const std::vector<double>& a,
+                                         const coherence_config& config) {
+  const std::size_t n = keys.size(), k = keys.k();
+  const auto& idx = keys.knn().indices;
+  const auto cos = keys.edge_cosines();
+  coherence_metrics m;
+  m.edges = n * k;
+  m.similarity_variance = keys.similarity_variance();
+
+  // Core S: the smallest upper level set of a holding >= τ (ties at the threshold all join).
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  std::sort(order.begin(), order.end(), [&](std::uint32_t x, std::uint32_t y) {
+    return a[x] > a[y] || (a[x] == a[y] && x < y);
+  });
+  const double target = config.mass_fraction - 1e-12;
+  double cum = 0.0, theta = a[order[n - 1]];
+  for (std::size_t r = 0; r < n; ++r) {
+    cum += a[order[r]];
+    if (cum >= target) {
+      theta = a[order[r]];
+      break;
+    }
+  }
+  std::vector<unsigned char> in_s(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    in_s[i] = a[i] >= theta ? 1 : 0;
+    m.core_size += in_s[i];
+  }
+
+  double b_num = 0.0, b_den = 0.0, c_num = 0.0, c_den = 0.0, d_sum = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t r = 0; r < k; ++r) {
+      const std::size_t e = i * k + r, j = idx[e];
+      const double sum = a[i] + a[j], diff = std::abs(a[i] - a[j]);
+      if (in_s[i] || in_s[j]) {
+        b_den += sum;
+        if (in_s[i] != in_s[j]) b_num += diff;
+      }
+      const double s = std::clamp(cos[e], 0.0, 1.0);
+      c_num += s * diff;
+      c_den += s * sum;
+      if (sum > 0.0) d_sum += diff / sum;
+    }
+  }
+  m.boundary_mass = b_den > 0.0 ? std::min(1.0, b_num / b_den) : 0.0;
+  m.cut_proxy = c_den > 0.0 ? std::min(1.0, c_num / c_den) : 0.0;
+  m.disagreement = m.edges > 0 ? std::min(1.0, d_sum / static_cast<double>(m.edges)) : 0.0;
+  combine_coherence(m, config.weights);
+  return m;
+}
+
+}  // namespace detail
+
+/// \brief The four metrics and the combined score of attention weights `attention` (length n,
+/// finite, ≥ 0, positive sum; empty = uniform) on a prepared key set. `config.k` is not used (the
+/// graph is the prepared one). Throws `dimension_mismatch`, `non_finite_input`,
+/// `invalid_argument` (negative weight or zero sum) or `invalid_config`.
+template <attention_scalar T>
+[[nodiscard]] coherence_metrics compute_coherence(
+    const coherence_keys<T>& keys, std::type_identity_t<std::span<const T>> attention,
+    const coherence_config& config = {}) {
+  config.validate();
+  const std::size_t n = keys.size();
+  // a_i = w_i / Σw in double (uniform when absent).
+  std::vector<double> a(n, 1.0 / static_cast<double>(n));
+  if (!attention.empty()) {
+    require_dimension("attention.size() (must equal keys.rows())", attention.size(), n);
+    require_finite<T>("attention", attention);
+    double total = 0.0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (attention[i] < T(0)) {
+        std::ostringstream os;
+        os << "invalid argument: attention[" << i << "] = " << attention[i] << ", expected >= 0";
+        throw invalid_argument(os.str());
+      }
+      total += static_cast<double>(attention[i]);
+    }
+    require_argument(total > 0.0, "attention weights must have a positive sum");
+    for (std::size_t i = 0; i < n; ++i) a[i] = static_cast<double>(attention[i]) / total;
+  }
+  return detail::coherence_from_weights(keys, a, config);
+}
+
+/// \brief Metrics of `attention` (empty = uniform) over the exact kNN graph of `keys` with
+/// k' = min(config.k, n − 1) neighbours. Cost O(n²·d) for the graph; use `coherence_keys` to reuse
+/// it across queries.
+template <attention_scalar T>
+[[nodiscard]] coherence_metrics compute_coherence(
+    const matrix_cref<T>& keys, std::type_identity_t<std::span<const T>> attention,
+    const coherence_config& config = {}) {
+  config.validate();
+  return compute_coherence(coherence_keys<T>(keys, config.k), attention, config);
+}
+
+/// \brief Metrics of `attention` (empty = uniform) over a precomputed kNN graph of `keys`
+/// (`config.k` is ignored; the graph's k is used).
+template <attention_scalar T>
+[[nodiscard]] coherence_metrics compute_coherence(
+    const std::type_identity_t<matrix_cref<T>>& keys, const knn_lists<T>& knn,
+    std::type_identity_t<std::span<const T>> attention, const coherence_config& config = {}) {
+  config.validate();
+  return compute_coherence(coherence_keys<T>(keys, knn), attention, config);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/topology/coherence.hpp ----
+// ---- begin ruvector/attention/transport/sliced_wasserstein.hpp ----
+/// \file transport/sliced_wasserstein.hpp
+/// \brief Sliced-Wasserstein distances between point sets and an attention mechanism over
+/// multi-vector key sets whose scores are real sliced optimal-transport costs.
+///
+/// Maths. For uniform empirical measures on ℝ with n and m atoms (sizes may differ),
+///
+///     W_p^p(x, y) = ∫_0^1 |F_x^{-1}(t) − F_y^{-1}(t)|^p dt
+///
+/// evaluated exactly by merging the two sorted samples over the union of the quantile breakpoints
+/// {i/n} ∪ {j/m} (integer arithmetic in units of 1/(nm)); for n = m it is the sorted matching
+/// (1/n)·Σ_i |x_(i) − y_(i)|^p. For point sets X, Y ⊂ ℝ^d and unit directions θ_1..θ_P,
+///
+///     SW_p^p(X, Y) = (1/P)·Σ_l W_p^p(⟨X, θ_l⟩, ⟨Y, θ_l⟩)
+///
+/// the Monte-Carlo estimate of the sliced Wasserstein distance (Rabin, Peyré, Delon & Bernot 2011;
+/// Bonneel, Rabin, Peyré & Pfister 2015). Everything here returns SW_p^p (the p-th power), not
+/// SW_p. For single points (sets of one) with p = 2, SW_2^2 = (1/P)Σ_l ⟨x − y, θ_l⟩², whose
+/// expectation over uniform directions is ‖x − y‖²/d.
+///
+/// Directions. `random_directions(dim, P, seed)` draws P i.i.d. N(0, I_d) vectors from
+/// `rng(seed)` (core/rng.hpp; bit-reproducible on every platform) in double, normalises each to
+/// unit length in double and rounds to T. Caller-given directions are **normalised** the same way
+/// (their norm is computed in double); a row with a non-finite entry throws `non_finite_input`, a
+/// row of norm ≤ 1e-30 throws `invalid_argument`. Nothing else about them is required (they need
+/// not be distinct or orthogonal).
+///
+/// Attention (`sliced_wasserstein_attention<T>`). Keys are N sets of vectors (`vector_sets<T>`,
+/// CSR layout: one row-major matrix plus offsets) with one value row per set. For a query set Q,
+///
+///     s_j = −SW_p^p(Q, K_j)/τ,   w = softmax(s) over the scored sets,   out = Σ_j w_j·V_j.
+///
+/// `prepare_keys` projects every key set on every direction and sorts it **once**, storing, per
+/// set, a P × n_j direction-major block (sets consecutive, so a full scan streams one array and a
+/// single candidate is one contiguous block), plus the mean vector of each set. A query is
+/// projected and sorted once per call; the cost against one key set is then P merges of two sorted
+/// runs — for equal sizes a single vectorised Σ|a_i − b_i|^p over P·n contiguous values.
+///
+/// Two-stage filtering: with `candidates = C` and 0 < C < N, the key sets are first ranked by the
+/// cheap score mean(Q)·mean(K_j) (`kernels::row_dots`; ties → lower index), only the top C are
+/// scored by SW, and every other set gets weight exactly 0. C = 0 or C ≥ N scores every set (no
+/// ranking is done). Note the filter is a *similarity* heuristic; it is not a bound on SW.
+///
+/// Conventions. Accumulation is in T. The softmax is max-subtracted (kernels::softmax); if every
+/// scored cost overflows to +inf (finite but astronomically large inputs), all weights are 0 and
+/// the output is zeros, never NaN. Keys are checked for NaN/Inf in `prepare_keys`, the query in
+/// every call; values are checked only through the output (an output is finite iff the value rows
+/// it used are), so the check costs nothing on the happy path and names the first bad value among
+/// the scored rows. Empty sets, an empty key collection, dimension mismatches, P = 0, p < 1 and
+/// τ ≤ 0 throw (`invalid_argument`, `dimension_mismatch`, `invalid_config`). Prepared keys remember
+/// a fingerprint of the directions that built them; using them with a mechanism with other
+/// directions throws `invalid_argument`. Mechanism objects and prepared keys are immutable and
+/// safe to share across threads.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin ruvector/attention/transport/detail/sw_kernels.hpp ----
+/// \file transport/detail/sw_kernels.hpp
+/// \brief Unvalidated kernels behind transport/sliced_wasserstein.hpp: projection of a point set
+/// onto P directions followed by a per-direction sort, and the 1-D p-Wasserstein cost between two
+/// sorted empirical measures with uniform weights.
+///
+/// 1-D optimal transport (Villani 2003, Thm 2.18; Rabin et al. 2011): for μ = (1/n)Σδ_{x_i} and
+/// ν = (1/m)Σδ_{y_j} on ℝ,
+///
+///     W_p^p(μ, ν) = ∫_0^1 |F_μ^{-1}(t) − F_ν^{-1}(t)|^p dt,
+///
+/// and the quantile functions are step functions: F_μ^{-1}(t) = x_(i) on ((i)/n, (i+1)/n]. The
+/// integral is therefore a merge over the union of the breakpoints {i/n} ∪ {j/m}. The kernels keep
+/// the breakpoints as integers in units of 1/(n·m) — i/n = i·m/(nm), j/m = j·n/(nm) — so every
+/// segment length is an exact integer and no breakpoint is ever rounded. For n = m every segment
+/// has length 1/n and the cost is (1/n)·Σ_i |x_(i) − y_(i)|^p (sorted matching), which is the
+/// vectorised path.
+///
+/// All kernels are `noexcept`, do no validation and return **sums** (the caller divides by the
+/// number of segments); accumulation is in T. |d|^p uses |d| for p = 1, d·d for p = 2 and
+/// std::pow(|d|, p) otherwise (std::pow(0, p) = 0 for p > 0).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_BEGIN
+
+namespace ruvector::attention::detail::sw {
+
+/// Which closed form |d|^p takes.
+enum class power_kind { one, two, general };
+
+/// Classifies an exponent p (≥ 1): exactly 1 and exactly 2 get dedicated code paths.
+[[nodiscard]] inline power_kind classify_power(double p) noexcept {
+  if (p == 1.0) return power_kind::one;
+  if (p == 2.0) return power_kind::two;
+  return power_kind::general;
+}
+
+/// |d|^p for the given kind (p is only read for `general`).
+template <class T>
+[[nodiscard]] RUVECTOR_ATTENTION_ALWAYS_INLINE T abs_pow(T d, power_kind kind, T p) noexcept {
+  switch (kind) {
+    case power_kind::one:
+      return std::abs(d);
+    case power_kind::two:
+      return d * d;
+    default:
+      return std::pow(std::abs(d), p);
+  }
+}
+
+/// Σ_{i<n} |a_i − b_i|^p for the fixed kinds one/two, four SIMD accumulators (see kernels/reduce).
+template <power_kind Kind, class T, class Arch = kernels::default_arch>
+[[nodiscard]] T sum_abs_diff_pow_fixed(const T* a, const T* b, std::size_t n) noexcept {
+  using B = kernels::batch<T, Arch>;
+  constexpr std::size_t W = B::size;
+  const auto f = [](const B& d) {
+    if constexpr (Kind == power_kind::one) {
+      return xsimd::abs(d);
+    } else {
+      return d * d;
+    }
+  };
+  std::size_t i = 0;
+  T result(0);
+  if (n >= W) {
+    B acc0(T(0)), acc1(T(0)), acc2(T(0)), acc3(T(0));
+    for (; i + 4 * W <= n; i += 4 * W) {
+      acc0 += f(B::load_unaligned(a + i) - B::load_unaligned(b + i));
+      acc1 += f(B::load_unaligned(a + i + W) - B::load_unaligned(b + i + W));
+      acc2 += f(B::load_unaligned(a + i + 2 * W) - B::load_unaligned(b + i + 2 * W));
+      acc3 += f(B::load_unaligned(a + i + 3 * W) - B::load_unaligned(b + i + 3 * W));
+    }
+    for (; i + W <= n; i += W) acc0 += f(B::load_unaligned(a + i) - B::load_unaligned(b + i));
+    result = kernels::detail::hsum((acc0 + acc1) + (acc2 + acc3));
+  }
+  for (; i < n; ++i) {
+    const T d = a[i] - b[i];
+    result += Kind == power_kind::one ? std::abs(d) : d * d;
+  }
+  return result;
+}
+
+/// Σ_{i<n} |a_i − b_i|^p: the sorted-matching cost of two equal-size sorted runs (times n).
+template <class T>
+[[nodiscard]] T sum_abs_diff_pow(const T* a, const T* b, std::size_t n, power_kind kind,
+                                 T p) noexcept {
+  switch (kind) {
+    case power_kind::one:
+      return sum_abs_diff_pow_fixed<power_kind::one>(a, b, n);
+    case power_kind::two:
+      return sum_abs_diff_pow_fixed<power_kind::two>(a, b, n);
+    default: {
+      T s(0);
+      for (std::size_t i = 0; i < n; ++i) s += std::pow(std::abs(a[i] - b[i]), p);
+      return s;
+    }
+  }
+}
+
+/// (n·m)·W_p^p between the uniform measures on the sorted runs a (n values) and b (m values):
+/// Σ over the merged quantile segments of (segment length in units of 1/(nm))·|a_i − b_j|^p.
+/// n, m ≥ 1.
+template <class T>
+[[nodiscard]] T merge_abs_diff_pow(const T* a, std::size_t n, const T* b, std::size_t m,
+                                   power_kind kind, T p) noexcept {
+  std::size_t i = 0, j = 0, t = 0;
+  std::size_t next_a = m, next_b = n;  // (i + 1)·m and (j + 1)·n
+  T s(0);
+  while (i < n && j < m) {
+    const std::size_t next = std::min(next_a, next_b);
+    s += static_cast<T>(next - t) * abs_pow(a[i] - b[j], kind, p);
+    t = next;
+    if (next_a == next) ++i, next_a += m;
+    if (next_b == next) ++j, next_b += n;
+  }
+  return s;
+}
+
+/// In-place ascending sort; insertion sort for short runs (the common multi-vector case).
+template <class T>
+void sort_run(T* x, std::size_t n) noexcept {
+  if (n <= 16) {
+    for (std::size_t i = 1; i < n; ++i) {
+      const T v = x[i];
+      std::size_t k = i;
+      for (; k > 0 && x[k - 1] > v; --k) x[k] = x[k - 1];
+      x[k] = v;
+    }
+  } else {
+    std::sort(x, x + n);
+  }
+}
+
+/// Projects the n rows of `rows` (ld apart, d wide) onto the P unit directions `dirs` (P × d,
+/// contiguous) and writes them direction-major and sorted: out[l·n + (rank)] = the rank-th smallest
+/// ⟨x_i, θ_l⟩. `tmp` holds P values. Every caller projects through this one routine, so a set
+/// projected as a query and as a key gives bit-identical values.
+template <class T>
+void project_sorted(const T* rows, std::size_t n, std::size_t ld, const T* dirs, std::size_t P,
+                    std::size_t d, T* out, T* tmp) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    kernels::row_dots(dirs, P, d, d, rows + i * ld, T(1), tmp);
+    for (std::size_t l = 0; l < P; ++l) out[l * n + i] = tmp[l];
+  }
+  for (std::size_t l = 0; l < P; ++l) sort_run(out + l * n, n);
+}
+
+/// SW_p^p from two direction-major sorted projection blocks (P × nx and P × ny):
+/// (1/P)·Σ_l W_p^p(x_l, y_l). Equal sizes: one contiguous SIMD pass over P·n values.
+template <class T>
+[[nodiscard]] T sliced_cost(const T* xs, std::size_t nx, const T* ys, std::size_t ny, std::size_t P,
+                            power_kind kind, T p) noexcept {
+  if (nx == ny) {
+    return sum_abs_diff_pow(xs, ys, P * nx, kind, p) / static_cast<T>(P * nx);
+  }
+  T s(0);
+  for (std::size_t l = 0; l < P; ++l)
+    s += merge_abs_diff_pow(xs + l * nx, nx, ys + l * ny, ny, kind, p);
+  return s / (static_cast<T>(P) * static_cast<T>(nx * ny));
+}
+
+}  // namespace ruvector::attention::detail::sw
+
+RUVECTOR_ATTENTION_KERNEL_WARNINGS_END
+// ---- end ruvector/attention/transport/detail/sw_kernels.hpp ----
+
+namespace ruvector::attention {
+
+// ================================================================================================
+// Multi-vector sets
+// ================================================================================================
+
+/// \brief N sets of d-dimensional vectors stored CSR-style: set i is rows
+/// [offsets[i], offsets[i + 1]) of one row-major matrix. A single vector is a set of one.
+/// Every set must be non-empty. Owns its data (value semantics).
+template <attention_scalar T>
+class vector_sets {
+ public:
+  using value_type = T;
+
+  /// No sets.
+  vector_sets() : offsets_{0} {}
+
+  /// Takes `rows` (all vectors, set after set) and `offsets` (N + 1 non-decreasing entries,
+  /// offsets[0] = 0, offsets[N] = rows.rows()). Throws `invalid_argument` for an empty set or
+  /// malformed offsets, naming the index.
+  vector_sets(row_matrix<T> rows, std::vector<std::size_t> offsets)
+      : rows_(std::move(rows)), offsets_(std::move(offsets)) {
+    require_argument(!offsets_.empty(), "vector_sets: offsets must hold N + 1 entries (got 0)");
+    require_argument(offsets_.front() == 0, "vector_sets: offsets[0] must be 0");
+    require_dimension("vector_sets: offsets.back() (must equal rows.rows())", offsets_.back(),
+                      static_cast<std::size_t>(rows_.rows()));
+    for (std::size_t i = 0; i + 1 < offsets_.size(); ++i) {
+      if (offsets_[i + 1] <= offsets_[i]) {
+        std::ostringstream os;
+        os << "invalid argument: vector_sets: set " << i
+           << " is empty or offsets decrease (offsets[" << i << "] = " << offsets_[i]
+           << ", offsets[" << i + 1 << "] = " << offsets_[i + 1]
+           << "); every set needs at least one vector";
+        throw invalid_argument(os.str());
+      }
+    }
+  }
+
+  /// Consecutive sets of the given sizes over a copy of `rows` (Σ sizes = rows.rows()).
+  [[nodiscard]] static vector_sets from_sizes(const matrix_cref<T>& rows,
+                                              std::span<const std::size_t> sizes) {
+    std::vector<std::size_t> off(sizes.size() + 1, 0);
+    for (std::size_t i = 0; i < sizes.size(); ++i) off[i + 1] = off[i] + sizes[i];
+    return vector_sets(row_matrix<T>(rows), std::move(off));
+  }
+
+  /// Every row of `rows` as its own set of one.
+  [[nodiscard]] static vector_sets singletons(const matrix_cref<T>& rows) {
+    std::vector<std::size_t> off(static_cast<std::size_t>(rows.rows()) + 1);
+    std::iota(off.begin(), off.end(), std::size_t{0});
+    return vector_sets(row_matrix<T>(rows), std::move(off));
+  }
+
+  /// Seeds-shaped adapter: sets[i][r] is vector r of set i (all vectors equally long).
+  [[nodiscard]] static vector_sets from_nested(
+      const std::vector<std::vector<std::vector<T>>>& sets) {
+    std::size_t total = 0, dim = 0;
+    bool have_dim = false;
+    for (const auto& s : sets) {
+      total += s.size();
+      if (!have_dim && !s.empty()) dim = s.front().size(), have_dim = true;
+    }
+    row_matrix<T> m(static_cast<Eigen::Index>(total), static_cast<Eigen::Index>(dim));
+    std::vector<std::size_t> off(sets.size() + 1, 0);
+    std::size_t r = 0;
+    for (std::size_t i = 0; i < sets.size(); ++i) {
+      for (std::size_t k = 0; k < sets[i].size(); ++k, ++r) {
+        if (sets[i][k].size() != dim) {
+          std::ostringstream os;
+          os << "dimension mismatch: sets[" << i << "][" << k << "].size() is " << sets[i][k].size()
+             << ", expected " << dim;
+          throw dimension_mismatch(os.str());
+        }
+        for (std::size_t c = 0; c < dim; ++c)
+          m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = sets[i][k][c];
+      }
+      off[i + 1] = r;
+    }
+    return vector_sets(std::move(m), std::move(off));
+  }
+
+  /// Number of sets N.
+  [[nodiscard]] std::size_t size() const noexcept { return offsets_.size() - 1; }
+  /// Vector width d.
+  [[nodiscard]] std::size_t dim() const noexcept { return static_cast<std::size_t>(rows_.cols()); }
+  /// Total number of vectors over all sets.
+  [[nodiscard]] std::size_t total_rows() const noexcept { return offsets_.back(); }
+  /// Number of vectors in set i.
+  [[nodiscard]] std::size_t set_size(std::size_t i) const noexcept {
+    return offsets_[i + 1] - offsets_[i];
+  }
+  /// The CSR offsets (N + 1 entries).
+  [[nodiscard]] std::span<const std::size_t> offsets() const noexcept { return offsets_; }
+  /// All vectors, set after set.
+  [[nodiscard]] const row_matrix<T>& rows() const noexcept { return rows_; }
+  /// Set i as a (set_size(i) × d) view.
+  [[nodiscard]] Eigen::Map<const row_matrix<T>> set(std::size_t i) const noexcept {
+    return Eigen::Map<const row_matrix<T>>(rows_.data() + offsets_[i] * dim(),
+                                           static_cast<Eigen::Index>(set_size(i)), rows_.cols());
+  }
+
+ private:
+  row_matrix<T> rows_;
+  std::vector<std::size_t> offsets_;
+};
+
+// ================================================================================================
+// Directions and free functions
+// ================================================================================================
+
+namespace detail {
+
+/// FNV-1a over the bytes of the direction matrix and its shape (prepared-key compatibility check).
+template <class T>
+[[nodiscard]] std::uint64_t directions_fingerprint(const row_matrix<T>& dirs) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const auto mix = [&h](const void* p, std::size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ULL;
+  };
+  const auto r = static_cast<std::uint64_t>(dirs.rows()),
+             c = static_cast<std::uint64_t>(dirs.cols());
+  mix(&r, sizeof r);
+  mix(&c, sizeof c);
+  mix(dirs.data(), static_cast<std::size_t>(dirs.size()) * sizeof(T));
+  return h;
+}
+
+/// Copies `dirs` with every row normalised in double (see the file comment for the errors).
+template <class T>
+[[nodiscard]] row_matrix<T> normalised_directions(const matrix_cref<T>& dirs,
+                                                  std::string_view what) {
+  row_matrix<T> out(dirs.rows(), dirs.cols());
+  for (Eigen::Index l = 0; l < dirs.rows(); ++l) {
+    double ss = 0;
+    for (Eigen::Index c = 0; c < dirs.cols(); ++c) {
+      const T v = dirs(l, c);
+      if (!std::isfinite(v))
+        throw_non_finite(what, static_cast<std::size_t>(l), static_cast<std::size_t>(c), v);
+      ss += static_cast<double>(v) * static_cast<double>(v);
+    }
+    const double norm = std::sqrt(ss);
+    if (!(norm > 1e-30)) {
+      std::ostringstream os;
+      os << "invalid argument: " << what << " row " << l << " has norm " << norm
+         << ", expected a non-zero direction";
+      throw invalid_argument(os.str());
+    }
+    for (Eigen::Index c = 0; c < dirs.cols(); ++c)
+      out(l, c) = static_cast<T>(static_cast<double>(dirs(l, c)) / norm);
+  }
+  return out;
+}
+
+/// Validates a point set argument of the free functions.
+template <class T>
+void require_point_set(std::string_view what, const matrix_cref<T>& x) {
+  require_non_empty(what, static_cast<std::size_t>(x.rows()));
+  require_finite(what, x.data(), static_cast<std::size_t>(x.rows()),
+                 static_cast<std::size_t>(x.cols()), x.outerStride());
+}
+
+inline void require_power(double p, std::string_view who) {
+  if (!(p >= 1.0) || !std::isfinite(p)) {
+    std::ostringstream os;
+    os << who << ": p must be a finite value >= 1 (got " << p << ")";
+    require_config(false, os.str());
+  }
+}
+
+}  // namespace detail
+
+/// \brief P unit directions in ℝ^dim: normalised N(0, I) draws from `rng(seed)` (P × dim, rows).
+template <attention_scalar T>
+[[nodiscard]] row_matrix<T> random_directions(std::size_t dim, std::size_t num_projections,
+                                              std::uint64_t seed) {
+  require_config(dim > 0, "random_directions: dim must be > 0");
+  require_config(num_projections > 0, "random_directions: num_projections must be > 0");
+  require_at_most("dim", dim, max_dimension);
+  require_at_most("num_projections", num_projections, max_sequence_length);
+  rng gen(seed);
+  row_matrix<T> out(static_cast<Eigen::Index>(num_projections), static_cast<Eigen::Index>(dim));
+  std::vector<double> g(dim);
+  for (std::size_t l = 0; l < num_projections; ++l) {
+    double ss = 0;
+    do {  // a zero draw has probability 0; redraw rather than divide by 0
+      ss = 0;
+      for (auto& v : g) v = gen.normal<double>(), ss += v * v;
+    } while (!(ss > 0));
+    const double inv = 1.0 / std::sqrt(ss);
+    for (std::size_t c = 0; c < dim; ++c)
+      out(static_cast<Eigen::Index>(l), static_cast<Eigen::Index>(c)) = static_cast<T>(g[c] * inv);
+  }
+  return out;
+}
+
+/// \brief W_p^p between the uniform empirical measures on x and y (sizes may differ; p ≥ 1;
+/// T is deduced from p).
+/// Throws `invalid_argument` for an empty input, `non_finite_input` for NaN/Inf, `invalid_config`
+/// for p < 1.
+template <attention_scalar T>
+[[nodiscard]] T wasserstein_1d_pp(std::type_identity_t<std::span<const T>> x,
+                                  std::type_identity_t<std::span<const T>> y, T p) {
+  detail::require_power(static_cast<double>(p), "wasserstein_1d_pp");
+  require_non_empty("x", x.size());
+  require_non_empty("y", y.size());
+  require_finite("x", x);
+  require_finite("y", y);
+  std::vector<T> a(x.begin(), x.end()), b(y.begin(), y.end());
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  const auto kind = detail::sw::classify_power(static_cast<double>(p));
+  if (a.size() == b.size())
+    return detail::sw::sum_abs_diff_pow(a.data(), b.data(), a.size(), kind, p) /
+           static_cast<T>(a.size());
+  return detail::sw::merge_abs_diff_pow(a.data(), a.size(), b.data(), b.size(), kind, p) /
+         static_cast<T>(a.size() * b.size());
+}
+
+/// \brief SW_p^p(X, Y) over the given directions (rows; normalised internally, see the file
+/// comment). X (n × d) and Y (m × d) are point sets (rows), n ≠ m allowed.
+template <attention_scalar T>
+[[nodiscard]] T sliced_wasserstein_pp(const std::type_identity_t<matrix_cref<T>>& x,
+                                      const std::type_identity_t<matrix_cref<T>>& y,
+                                      const std::type_identity_t<matrix_cref<T>>& directions, T p) {
+  detail::require_power(static_cast<double>(p), "sliced_wasserstein_pp");
+  detail::require_point_set("X", x);
+  detail::require_point_set("Y", y);
+  require_dimension("Y.cols() (must equal X.cols())", static_cast<std::size_t>(y.cols()),
+                    static_cast<std::size_t>(x.cols()));
+  require_dimension("directions.cols() (must equal X.cols())",
+                    static_cast<std::size_t>(directions.cols()),
+                    static_cast<std::size_t>(x.cols()));
+  require_config(directions.rows() > 0, "sliced_wasserstein_pp: need at least one direction");
+  const row_matrix<T> dirs = detail::normalised_directions<T>(directions, "directions");
+  const auto P = static_cast<std::size_t>(dirs.rows()), d = static_cast<std::size_t>(dirs.cols());
+  const auto n = static_cast<std::size_t>(x.rows()), m = static_cast<std::size_t>(y.rows());
+  std::vector<T> xs(P * n), ys(P * m), tmp(P);
+  detail::sw::project_sorted(x.data(), n, static_cast<std::size_t>(x.outerStride()), dirs.data(), P,
+                             d, xs.data(), tmp.data());
+  detail::sw::project_sorted(y.data(), m, static_cast<std::size_t>(y.outerStride()), dirs.data(), P,
+                             d, ys.data(), tmp.data());
+  return detail::sw::sliced_cost(xs.data(), n, ys.data(), m, P,
+                                 detail::sw::classify_power(static_cast<double>(p)), p);
+}
+
+/// \brief SW_p^p(X, Y) over `random_directions<T>(X.cols(), num_projections, seed)`.
+template <attention_scalar T>
+[[nodiscard]] T sliced_wasserstein_pp(const std::type_identity_t<matrix_cref<T>>& x,
+                                      const std::type_identity_t<matrix_cref<T>>& y,
+                                      std::size_t num_projections, T p,
+                                      std::uint64_t seed = 0x5eed) {
+  require_config(x.cols() > 0, "sliced_wasserstein_pp: X.cols() must be > 0");
+  const row_matrix<T> dirs =
+      random_directions<T>(static_cast<std::size_t>(x.cols()), num_projections, seed);
+  return sliced_wasserstein_pp<T>(x, y, dirs, p);
+}
+
+// ================================================================================================
+// Attention
+// ================================================================================================
+
+/// \brief Configuration of `sliced_wasserstein_attention`.
+struct sliced_wasserstein_config {
+  std::size_t dim = 0;               ///< vector width d (> 0)
+  std::size_t num_projections = 32;  ///< P random directions (> 0)
+  double p = 2.0;                    ///< transport exponent (≥ 1; 1 and 2 have fast paths)
+  double temperature = 1.0;          ///< τ > 0: s_j = −SW_p^p/τ
+  std::size_t candidates = 0;        ///< C: SW only on the top-C by mean·mean; 0 = all
+  std::uint64_t seed = 0x5eed;       ///< seed of the random directions
+};
+
+template <attention_scalar T>
+class sliced_wasserstein_attention;
+
+/// \brief Key sets prepared for one `sliced_wasserstein_attention` (its directions): sorted
+/// projections of every set on every direction plus the per-set means. Immutable; build it with
+/// `sliced_wasserstein_attention::prepare_keys`.
+template <attention_scalar T>
+class sw_prepared_keys {
+ public:
+  /// Number of key sets N.
+  [[nodiscard]] std::size_t size() const noexcept { return offsets_.size() - 1; }
+  /// Vector width d.
+  [[nodiscard]] std::size_t dim() const noexcept { return static_cast<std::size_t>(means_.cols()); }
+  /// Number of directions P.
+  [[nodiscard]] std::size_t num_projections() const noexcept { return P_; }
+  /// Number of vectors in key set j.
+  [[nodiscard]] std::size_t set_size(std::size_t j) const noexcept {
+    return offsets_[j + 1] - offsets_[j];
+  }
+  /// Key set j's sorted projections: P × set_size(j), direction-major (row l sorted ascending).
+  [[nodiscard]] std::span<const T> sorted_projections(std::size_t j) const noexcept {
+    return {sorted_.data() + P_ * offsets_[j], P_ * set_size(j)};
+  }
+  /// Mean vector of each key set (N × d), the first-stage filter's summary.
+  [[nodiscard]] const row_matrix<T>& means() const noexcept { return means_; }
+  /// CSR offsets of the key sets (N + 1 entries).
+  [[nodiscard]] std::span<const std::size_t> offsets() const noexcept { return offsets_; }
+
+ private:
+  friend class sliced_wasserstein_attention<T>;
+  sw_prepared_keys() = default;
+
+  std::size_t P_ = 0;
+  std::vector<std::size_t> offsets_{0};
+  std::vector<T> sorted_;  // set-major blocks, each P × n_j direction-major
+  row_matrix<T> means_;
+  std::uint64_t fingerprint_ = 0;
+};
+
+/// \brief The detailed result of one query (`compute_detailed`).
+template <class T>
+struct sw_attention_result {
+  std::vector<T> output;                  ///< Σ_j w_j·V_j (length dv)
+  std::vector<T> weights;                 ///< w_j for all N key sets (0 if not scored)
+  std::vector<std::uint32_t> candidates;  ///< scored sets: filter order, or 0..N−1 unfiltered
+  std::vector<T> distances;               ///< SW_p^p(query, key set candidates[k])
+};
+
+/// \brief Attention whose score against a key *set* is the negative sliced-Wasserstein cost
+/// −SW_p^p(query set, key set)/τ; see the file comment. Immutable and thread-safe.
+template <attention_scalar T>
+class sliced_wasserstein_attention {
+ public:
+  using value_type = T;
+  using prepared_keys = sw_prepared_keys<T>;
+
+  /// Draws `random_directions<T>(dim, num_projections, seed)`.
+  explicit sliced_wasserstein_attention(const sliced_wasserstein_config& config)
+      : config_(validated(config)),
+        dirs_(random_directions<T>(config.dim, config.num_projections, config.seed)),
+        kind_(detail::sw::classify_power(config.p)),
+        fingerprint_(detail::directions_fingerprint(dirs_)) {}
+
+  /// Uses caller-given directions (P × dim rows, normalised internally; P must equal
+  /// config.num_projections; `config.seed` is ignored).
+  sliced_wasserstein_attention(const sliced_wasserstein_config& config,
+                               const matrix_cref<T>& directions)
+      : config_(validated(config)),
+        dirs_(checked_directions(config, directions)),
+        kind_(detail::sw::classify_power(config.p)),
+        fingerprint_(detail::directions_fingerprint(dirs_)) {}
+
+  [[nodiscard]] const sliced_wasserstein_config& config() const noexcept { return config_; }
+  [[nodiscard]] std::size_t dim() const noexcept { return config_.dim; }
+  /// The unit directions (P × dim).
+  [[nodiscard]] const row_matrix<T>& directions() const noexcept { return dirs_; }
+
+  /// \brief Projects and sorts every key set on every direction once and computes the set means.
+  /// Throws for an empty collection, a width ≠ dim or NaN/Inf keys.
+  [[nodiscard]] prepared_keys prepare_keys(const vector_sets<T>& key_sets) const {
+    const std::size_t N = key_sets.size(), d = config_.dim, P = num_projections();
+    require_non_empty("key_sets", N);
+    require_at_most("key_sets.size()", N, std::min<std::size_t>(max_sequence_length, UINT32_MAX));
+    require_dimension("key_sets.dim()", key_sets.dim(), d);
+    const row_matrix<T>& rows = key_sets.rows();
+    require_finite("key_sets.rows()", rows.data(), key_sets.total_rows(), d, rows.outerStride());
+    prepared_keys pk;
+    pk.P_ = P;
+    pk.offsets_.assign(key_sets.offsets().begin(), key_sets.offsets().end());
+    pk.sorted_.resize(P * key_sets.total_rows());
+    pk.means_.resize(static_cast<Eigen::Index>(N), static_cast<Eigen::Index>(d));
+    pk.fingerprint_ = fingerprint_;
+    // Sets are prepared in chunks; small collections run on the calling thread (waking a thread
+    // team costs more than projecting a few hundred vectors).
+    const std::size_t work = key_sets.total_rows() * P * d;
+    const std::size_t chunks =
+        work < (std::size_t{1} << 18)
+            ? 1
+            : std::min<std::size_t>(N, 8 * static_cast<std::size_t>(std::max(num_threads(), 1)));
+    const auto prepare_range = [&](std::size_t chunk) {
+      T* tmp = detail::thread_scratch<T>(P);
+      for (std::size_t j = chunk * N / chunks; j < (chunk + 1) * N / chunks; ++j) {
+        const std::size_t o = pk.offsets_[j], n = pk.offsets_[j + 1] - o;
+        const T* x = rows.data() + o * d;
+        detail::sw::project_sorted(x, n, d, dirs_.data(), P, d, pk.sorted_.data() + P * o, tmp);
+        set_mean(x, n, d, &pk.means_(static_cast<Eigen::Index>(j), 0));
+      }
+    };
+    if (chunks == 1) {
+      prepare_range(0);
+    } else {
+      parallel_for(0, chunks, prepare_range);
+    }
+    return pk;
+  }
+
+  /// \brief Writes the attention output of one query set (rows = vectors) into `out`
+  /// (size = values.cols()). `values` has one row per prepared key set.
+  void compute_into(const matrix_cref<T>& query_set, const prepared_keys& keys,
+                    const matrix_cref<T>& values, std::span<T> out) const {
+    validate_call(query_set, keys, values);
+    require_dimension("out.size() (must equal values.cols())", out.size(),
+                      static_cast<std::size_t>(values.cols()));
+    run(query_set.data(), static_cast<std::size_t>(query_set.rows()),
+        static_cast<std::size_t>(query_set.outerStride()), keys, values, out.data(), nullptr);
+  }
+
+  /// \brief Attention output for one query set.
+  [[nodiscard]] std::vector<T> compute(const matrix_cref<T>& query_set, const prepared_keys& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query_set, keys, values, out);
+    return out;
+  }
+
+  /// \brief Output, all N weights, the scored candidates and their SW_p^p costs.
+  [[nodiscard]] sw_attention_result<T> compute_detailed(const matrix_cref<T>& query_set,
+                                                        const prepared_keys& keys,
+                                                        const matrix_cref<T>& values) const {
+    validate_call(query_set, keys, values);
+    sw_attention_result<T> r;
+    r.output.resize(static_cast<std::size_t>(values.cols()));
+    run(query_set.data(), static_cast<std::size_t>(query_set.rows()),
+        static_cast<std::size_t>(query_set.outerStride()), keys, values, r.output.data(), &r);
+    return r;
+  }
+
+  /// \brief One output row per query set (Q × values.cols()), queries spread with parallel_for.
+  [[nodiscard]] row_matrix<T> compute_batch(const vector_sets<T>& query_sets,
+                                            const prepared_keys& keys,
+                                            const matrix_cref<T>& values) const {
+    require_non_empty("query_sets", query_sets.size());
+    require_dimension("query_sets.dim()", query_sets.dim(), config_.dim);
+    const row_matrix<T>& qr = query_sets.rows();
+    require_finite("query_sets.rows()", qr.data(), query_sets.total_rows(), config_.dim,
+                   qr.outerStride());
+    validate_keys_values(keys, values);
+    const auto dv = static_cast<std::size_t>(values.cols());
+    row_matrix<T> out(static_cast<Eigen::Index>(query_sets.size()), static_cast<Eigen::Index>(dv));
+    parallel_for(0, query_sets.size(), [&](std::size_t i) {
+      const std::size_t o = query_sets.offsets()[i];
+      run(qr.data() + o * config_.dim, query_sets.set_size(i), config_.dim, keys, values,
+          out.data() + i * dv, nullptr);
+    });
+    return out;
+  }
+
+  /// \brief One-off convenience: prepares `key_sets` and answers one query set.
+  [[nodiscard]] std::vector<T> compute(const matrix_cref<T>& query_set,
+                                       const vector_sets<T>& key_sets,
+                                       const matrix_cref<T>& values) const {
+    return compute(query_set, prepare_keys(key_sets), values);
+  }
+
+  /// \brief Vector API (`attention_mechanism`): the query and every key row are sets of one, so
+  /// s_j = −(1/P)Σ_l |⟨q − k_j, θ_l⟩|^p / τ. Prepares the keys on every call.
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    require_dimension("query.size()", query.size(), config_.dim);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), config_.dim);
+    const Eigen::Map<const row_matrix<T>> q(query.data(), 1,
+                                            static_cast<Eigen::Index>(query.size()));
+    return compute(q, prepare_keys(vector_sets<T>::singletons(keys)), values);
+  }
+
+ private:
+  [[nodiscard]] std::size_t num_projections() const noexcept {
+    return static_cast<std::size_t>(dirs_.rows());
+  }
+
+  static sliced_wasserstein_config validated(const sliced_wasserstein_config& c) {
+    require_config(c.dim > 0, "sliced_wasserstein_attention: dim must be > 0");
+    require_at_most("dim", c.dim, max_dimension);
+    require_config(c.num_projections > 0,
+                   "sliced_wasserstein_attention: num_projections must be > 0");
+    detail::require_power(c.p, "sliced_wasserstein_attention");
+    if (!(c.temperature > 0.0) || !std::isfinite(c.temperature)) {
+      std::ostringstream os;
+      os << "sliced_wasserstein_attention: temperature must be finite and > 0 (got "
+         << c.temperature << ")";
+      require_config(false, os.str());
+    }
+    return c;
+  }
+
+  static row_matrix<T> checked_directions(const sliced_wasserstein_config& c,
+                                          const matrix_cref<T>& directions) {
+    require_dimension("directions.rows() (must equal num_projections)",
+                      static_cast<std::size_t>(directions.rows()), c.num_projections);
+    require_dimension("directions.cols() (must equal dim)",
+                      static_cast<std::size_t>(directions.cols()), c.dim);
+    return detail::normalised_directions<T>(directions, "directions");
+  }
+
+  // mean(x) = (1/n)·Σ_i x_i, accumulated in T.
+  static void set_mean(const T* x, std::size_t n, std::size_t d, T* out) noexcept {
+    std::fill(out, out + d, T(0));
+    for (std::size_t i = 0; i < n; ++i) kernels::axpy(T(1), x + i * d, out, d);
+    kernels::scale(T(1) / static_cast<T>(n), out, d);
+  }
+
+  void validate_keys_values(const prepared_keys& keys, const matrix_cref<T>& values) const {
+    if (keys.fingerprint_ != fingerprint_ || keys.dim() != config_.dim)
+      require_argument(false,
+                       "sliced_wasserstein_attention: the prepared keys were built by a mechanism "
+                       "with different directions (call prepare_keys on this mechanism)");
+    require_dimension("values.rows() (must equal the number of key sets)",
+                      static_cast<std::size_t>(values.rows()), keys.size());
+  }
+
+  void validate_call(const matrix_cref<T>& query_set, const prepared_keys& keys,
+                     const matrix_cref<T>& values) const {
+    require_non_empty("query_set", static_cast<std::size_t>(query_set.rows()));
+    require_dimension("query_set.cols()", static_cast<std::size_t>(query_set.cols()), config_.dim);
+    require_finite("query_set", query_set.data(), static_cast<std::size_t>(query_set.rows()),
+                   config_.dim, query_set.outerStride());
+    validate_keys_values(keys, values);
+  }
+
+  // One validated query set (nq rows, ldq apart): filter, SW-score, softmax, value sum.
+  void run(const T* q, std::size_t nq, std::size_t ldq, const prepared_keys& keys,
+           const matrix_cref<T>& values, T* out, sw_attention_result<T>* detail_out) const {
+    const std::size_t N = keys.size(), d = config_.dim, P = num_projections();
+    const auto dv = static_cast<std::size_t>(values.cols());
+    const auto ldv = static_cast<std::size_t>(values.outerStride());
+    const T p = static_cast<T>(config_.p);
+    const T tau = static_cast<T>(config_.temperature);
+
+    T* qs = detail::thread_scratch<T, 0>(P * nq + P);
+    detail::sw::project_sorted(q, nq, ldq, dirs_.data(), P, d, qs, qs + P * nq);
+
+    const bool filter = config_.candidates > 0 && config_.candidates < N;
+    const std::size_t c = filter ? config_.candidates : N;
+    auto* cand = detail::thread_scratch<std::uint32_t, 0>(N);
+    if (filter) {
+      T* qmean = detail::thread_scratch<T, 1>(d + N);
+      T* fs = qmean + d;
+      std::fill(qmean, qmean + d, T(0));
+      for (std::size_t i = 0; i < nq; ++i) kernels::axpy(T(1), q + i * ldq, qmean, d);
+      kernels::scale(T(1) / static_cast<T>(nq), qmean, d);
+      kernels::row_dots(keys.means_.data(), N, d, d, qmean, T(1), fs);
+      // Top-C by a bounded heap whose front is the worst kept set: one comparison per rejected
+      // set. `better` is a strict total order (ties → lower index), so the result is unique.
+      const auto better = [fs](std::uint32_t a, std::uint32_t b) {
+        return fs[a] > fs[b] || (fs[a] == fs[b] && a < b);
+      };
+      std::iota(cand, cand + c, std::uint32_t{0});
+      std::make_heap(cand, cand + c, better);
+      for (std::size_t j = c; j < N; ++j) {
+        const auto jj = static_cast<std::uint32_t>(j);
+        if (!better(jj, cand[0])) continue;
+        std::pop_heap(cand, cand + c, better);
+        cand[c - 1] = jj;
+        std::push_heap(cand, cand + c, better);
+      }
+      std::sort(cand, cand + c, better);
+    } else {
+      std::iota(cand, cand + N, std::uint32_t{0});
+    }
+
+    T* s = detail::thread_scratch<T, 2>(2 * c);
+    T* dist = s + c;
+    const T* ks = keys.sorted_.data();
+    for (std::size_t k = 0; k < c; ++k) {
+      const std::size_t j = cand[k], o = keys.offsets_[j], nk = keys.offsets_[j + 1] - o;
+      dist[k] = detail::sw::sliced_cost(qs, nq, ks + P * o, nk, P, kind_, p);
+      s[k] = -dist[k] / tau;
+    }
+    kernels::softmax(s, c);
+    if (filter) {
+      std::fill(out, out + dv, T(0));
+      for (std::size_t k = 0; k < c; ++k)
+        kernels::axpy(s[k], values.data() + cand[k] * ldv, out, dv);
+    } else {
+      kernels::weighted_row_sum(s, N, values.data(), dv, ldv, T(0), out);
+    }
+    if (!kernels::all_finite(out, dv)) {
+      for (std::size_t k = 0; k < c; ++k) {
+        const T* v = values.data() + cand[k] * ldv;
+        for (std::size_t col = 0; col < dv; ++col)
+          if (!std::isfinite(v[col])) detail::throw_non_finite("values", cand[k], col, v[col]);
+      }
+    }
+    if (detail_out != nullptr) {
+      detail_out->weights.assign(N, T(0));
+      detail_out->candidates.assign(cand, cand + c);
+      detail_out->distances.assign(dist, dist + c);
+      for (std::size_t k = 0; k < c; ++k) detail_out->weights[cand[k]] = s[k];
+    }
+  }
+
+  sliced_wasserstein_config config_;
+  row_matrix<T> dirs_;
+  detail::sw::power_kind kind_;
+  std::uint64_t fingerprint_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/transport/sliced_wasserstein.hpp ----
+// ---- begin ruvector/attention/unified_report/metrics.hpp ----
+/// \file metrics.hpp
+/// \brief Metric values of the unified report and their healthy / warning / critical bands.
+///
+/// A band is two nested intervals: healthy = [healthy_lo, healthy_hi] ⊆ warning =
+/// [warning_lo, warning_hi]; a value in the healthy interval is healthy, else in the warning
+/// interval a warning, else critical. Open sides are ±∞, so one shape covers metrics where higher
+/// is worse (OT shift), lower is worse (coherence) and both sides are bad (entropy: a one-hot or a
+/// uniform distribution). Each metric scores 1 (healthy), ½ (warning) or 0 (critical); the health
+/// score of a report is the mean score of its banded metrics. Informational metrics (H0 scale
+/// spread, Gromov δ, sequence smoothness) carry no band: they describe structure, not health, and
+/// steer the recommendation only.
+///
+/// The Rust original compared every metric with `value > critical`, so coherence and entropy —
+/// where *low* values are bad — were flagged critical when healthy; bands here state both sides.
+
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string_view>
+
+
+namespace ruvector::attention {
+
+/// \brief The quantities a geometry report can hold.
+enum class metric_kind {
+  ot_shift,  ///< SW₂² (queries, keys) over that of a same-size key sample (≈ 1 in-distribution)
+  topology_coherence,   ///< combined window coherence of the keys' kNN graph, [0, 1], 1 = coherent
+  ib_kl,                ///< mean per-dimension KL(q(z|x) ‖ N(0, I)) of an IB layer, nats
+  diffusion_energy,     ///< logit roughness over the key graph: xᵀLx / xᵀDx, [0, 2]
+  attention_entropy,    ///< normalised attention entropy H / ln n, [0, 1]
+  h0_scale_spread,      ///< std of log₂ of the H0 death scales, octaves (informational)
+  gromov_delta,         ///< 2δ/diam of the keys (informational)
+  sequence_smoothness,  ///< median step / median pair distance of the keys in order (informational)
+};
+
+/// \brief Lower-case name of a metric (used in JSON and messages).
+[[nodiscard]] constexpr std::string_view metric_name(metric_kind k) noexcept {
+  switch (k) {
+    case metric_kind::ot_shift:
+      return "ot_shift";
+    case metric_kind::topology_coherence:
+      return "topology_coherence";
+    case metric_kind::ib_kl:
+      return "ib_kl";
+    case metric_kind::diffusion_energy:
+      return "diffusion_energy";
+    case metric_kind::attention_entropy:
+      return "attention_entropy";
+    case metric_kind::h0_scale_spread:
+      return "h0_scale_spread";
+    case metric_kind::gromov_delta:
+      return "gromov_delta";
+    case metric_kind::sequence_smoothness:
+      return "sequence_smoothness";
+  }
+  return "unknown";
+}
+
+/// \brief Status of a metric value within its band.
+enum class metric_status { healthy, warning, critical, info };
+
+/// \brief Lower-case name of a status.
+[[nodiscard]] constexpr std::string_view status_name(metric_status s) noexcept {
+  switch (s) {
+    case metric_status::healthy:
+      return "healthy";
+    case metric_status::warning:
+      return "warning";
+    case metric_status::critical:
+      return "critical";
+    case metric_status::info:
+      return "info";
+  }
+  return "unknown";
+}
+
+/// \brief Nested healthy ⊆ warning intervals (see the file comment).
+struct metric_band {
+  double healthy_lo = -std::numeric_limits<double>::infinity();
+  double healthy_hi = std::numeric_limits<double>::infinity();
+  double warning_lo = -std::numeric_limits<double>::infinity();
+  double warning_hi = std::numeric_limits<double>::infinity();
+
+  /// \brief Throws `invalid_config` unless warning_lo ≤ healthy_lo ≤ healthy_hi ≤ warning_hi.
+  void validate() const {
+    require_config(!std::isnan(healthy_lo) && !std::isnan(healthy_hi) && !std::isnan(warning_lo) &&
+                       !std::isnan(warning_hi),
+                   "metric_band: bounds must not be NaN");
+    require_config(warning_lo <= healthy_lo && healthy_lo <= healthy_hi && healthy_hi <= warning_hi,
+                   "metric_band: need warning_lo <= healthy_lo <= healthy_hi <= warning_hi");
+  }
+
+  /// \brief The status of `value` (NaN is critical).
+  [[nodiscard]] metric_status classify(double value) const noexcept {
+    if (value >= healthy_lo && value <= healthy_hi) return metric_status::healthy;
+    if (value >= warning_lo && value <= warning_hi) return metric_status::warning;
+    return metric_status::critical;
+  }
+};
+
+/// \brief The band of a metric where higher is worse: healthy ≤ warn_at, warning ≤ critical_at.
+[[nodiscard]] constexpr metric_band higher_is_worse(double warn_at, double critical_at) noexcept {
+  return {-std::numeric_limits<double>::infinity(), warn_at,
+          -std::numeric_limits<double>::infinity(), critical_at};
+}
+
+/// \brief The band of a metric where lower is worse: healthy ≥ warn_at, warning ≥ critical_at.
+[[nodiscard]] constexpr metric_band lower_is_worse(double warn_at, double critical_at) noexcept {
+  return {warn_at, std::numeric_limits<double>::infinity(), critical_at,
+          std::numeric_limits<double>::infinity()};
+}
+
+/// \brief Default bands, with the reasoning for each threshold.
+struct report_bands {
+  /// Queries within the key distribution give ≈ 1; 2 means the queries are as far from the keys
+  /// again as a key sample of the same size, 4 a clear distribution shift.
+  metric_band ot_shift = higher_is_worse(2.0, 4.0);
+  /// Coherence in [0, 1]: below ½ the attention mass cuts across the keys' neighbourhoods.
+  metric_band topology_coherence = lower_is_worse(0.5, 0.3);
+  /// Per-dimension KL: ≈ 0 is posterior collapse (the code carries nothing), large values mean
+  /// little compression (Alemi et al. 2017 train at 0.1–2 nats per dimension).
+  metric_band ib_kl = {0.01, 2.0, 1e-3, 10.0};
+  /// Rayleigh quotient of the logits on the key graph, in [0, 2]: an independent random value per
+  /// key gives ≈ 1 (the mean eigenvalue of L_rw); dot-product logits of Gaussian keys give
+  /// 0.55–0.8 (d = 16–64; kNN graphs in high dimension are less informative), smooth or clustered
+  /// data ≈ 0. Above 0.9 the logits are about as rough as noise over the graph.
+  metric_band diffusion_energy = higher_is_worse(0.9, 1.1);
+  /// Normalised entropy: near 0 is one-hot (gradients vanish), near 1 is uniform (no selection).
+  metric_band attention_entropy = {0.1, 0.97, 0.03, 0.995};
+
+  /// \brief The band of a banded metric; nullopt for informational ones.
+  [[nodiscard]] std::optional<metric_band> band(metric_kind k) const noexcept {
+    switch (k) {
+      case metric_kind::ot_shift:
+        return ot_shift;
+      case metric_kind::topology_coherence:
+        return topology_coherence;
+      case metric_kind::ib_kl:
+        return ib_kl;
+      case metric_kind::diffusion_energy:
+        return diffusion_energy;
+      case metric_kind::attention_entropy:
+        return attention_entropy;
+      default:
+        return std::nullopt;
+    }
+  }
+
+  /// \brief Validates every band.
+  void validate() const {
+    ot_shift.validate();
+    topology_coherence.validate();
+    ib_kl.validate();
+    diffusion_energy.validate();
+    attention_entropy.validate();
+  }
+};
+
+/// \brief One metric of a report.
+struct metric_value {
+  metric_kind kind{};
+  double value = 0;
+  metric_status status = metric_status::info;
+
+  /// \brief 1 healthy, ½ warning, 0 critical; informational metrics have no score.
+  [[nodiscard]] std::optional<double> score() const noexcept {
+    switch (status) {
+      case metric_status::healthy:
+        return 1.0;
+      case metric_status::warning:
+        return 0.5;
+      case metric_status::critical:
+        return 0.0;
+      case metric_status::info:
+        return std::nullopt;
+    }
+    return std::nullopt;
+  }
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/unified_report/metrics.hpp ----
+// ---- begin ruvector/attention/unified_report/recommendation.hpp ----
+/// \file recommendation.hpp
+/// \brief The unified report's recommendation: a concrete mechanism and a temperature change.
+///
+/// Rules, first match wins (thresholds in `recommendation_policy`, reasons recorded in words):
+/// 1. **geometric** (hyperbolic / mixed-curvature attention) when the keys are hierarchical: the
+///    H0 death scales spread over ≥ `hierarchy_octaves` octaves (a tree whose branches shrink by
+///    ½ per level gives ≈ 0.75–1.3; Gaussian clouds and smooth curves ≤ 0.35). Hyperbolic space
+///    embeds trees with low distortion where Euclidean space cannot (Sarkar 2011; Nickel & Kiela
+///    2017).
+/// 2. **local_global** (Longformer) when the sequence is long (n ≥ `long_sequence`) and smooth
+///    (consecutive keys much closer than random pairs: smoothness < `smooth_below`): nearby
+///    tokens carry the signal, so a window plus a few global tokens covers it in O(n·w).
+/// 3. **flash_sparse** (top-k sparse / flash) when the sequence is long and the attention is
+///    concentrated (normalised entropy < `concentrated_below`): few keys carry the mass.
+/// 4. **diffusion** when the logits are rough over a coherent key graph (diffusion energy not
+///    healthy while the topology coherence is healthy): heat diffusion on the graph smooths them.
+/// 5. **linear** when the sequence is very long (n ≥ `very_long_sequence`) and the attention is
+///    spread (normalised entropy > `spread_above`): a kernelised O(n) approximation loses little.
+/// 6. **standard** otherwise.
+///
+/// **Temperature.** When the normalised entropy r = H/ln n is outside [`entropy_low`,
+/// `entropy_high`], the report proposes multiplying the temperature by
+/// f = σ / σ*, with σ the standard deviation of the current scores (from the weights: ln w_j =
+/// s_j − lse) and σ*² = 2·ln n·(1 − r*) the spread that gives the target entropy r* under the
+/// small-spread expansion H ≈ ln n − σ²/2 of Gaussian scores. f < 1 sharpens near-uniform
+/// attention, f > 1 softens near-one-hot attention; f is clamped to [1/20, 20] and is 1 inside
+/// the band.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief The mechanism a report recommends.
+enum class recommended_mechanism {
+  standard,
+  flash_sparse,
+  linear,
+  local_global,
+  geometric,
+  diffusion
+};
+
+/// \brief Lower-case name of a recommended mechanism.
+[[nodiscard]] constexpr std::string_view mechanism_name(recommended_mechanism m) noexcept {
+  switch (m) {
+    case recommended_mechanism::standard:
+      return "standard";
+    case recommended_mechanism::flash_sparse:
+      return "flash_sparse";
+    case recommended_mechanism::linear:
+      return "linear";
+    case recommended_mechanism::local_global:
+      return "local_global";
+    case recommended_mechanism::geometric:
+      return "geometric";
+    case recommended_mechanism::diffusion:
+      return "diffusion";
+  }
+  return "unknown";
+}
+
+/// \brief Thresholds of the recommendation rules (see the file comment).
+struct recommendation_policy {
+  double hierarchy_octaves = 0.6;
+  std::size_t long_sequence = 512;
+  double smooth_below = 0.1;
+  double concentrated_below = 0.5;
+  std::size_t very_long_sequence = 16384;
+  double spread_above = 0.8;
+  double entropy_low = 0.1;
+  double entropy_high = 0.97;
+  double entropy_target = 0.8;  ///< r* of the temperature rule
+
+  /// \brief Throws `invalid_config` for out-of-range thresholds.
+  void validate() const {
+    require_config(hierarchy_octaves > 0, "recommendation_policy: hierarchy_octaves must be > 0");
+    require_config(long_sequence >= 2 && very_long_sequence >= long_sequence,
+                   "recommendation_policy: need 2 <= long_sequence <= very_long_sequence");
+    require_config(smooth_below > 0 && concentrated_below > 0 && concentrated_below < 1 &&
+                       spread_above > 0 && spread_above < 1,
+                   "recommendation_policy: smooth_below > 0, concentrated_below and spread_above "
+                   "in (0, 1)");
+    require_config(entropy_low >= 0 && entropy_low < entropy_target &&
+                       entropy_target < entropy_high && entropy_high <= 1,
+                   "recommendation_policy: need 0 <= entropy_low < entropy_target < entropy_high "
+                   "<= 1");
+  }
+};
+
+/// \brief What the report recommends.
+struct recommendation {
+  recommended_mechanism mechanism = recommended_mechanism::standard;
+  double temperature_factor = 1.0;   ///< multiply the softmax temperature by this (1 = keep)
+  std::vector<std::string> reasons;  ///< one sentence per rule that fired
+};
+
+namespace detail {
+
+/// The temperature factor of the file comment; 1 inside [entropy_low, entropy_high] or when the
+/// score spread is unknown (0).
+inline double temperature_factor(double normalized_entropy, double logit_std, std::size_t n,
+                                 const recommendation_policy& p) noexcept {
+  if (n < 2 || (normalized_entropy >= p.entropy_low && normalized_entropy <= p.entropy_high))
+    return 1.0;
+  const double target_std =
+      std::sqrt(2.0 * std::log(static_cast<double>(n)) * (1 - p.entropy_target));
+  if (!(logit_std > 0)) return normalized_entropy > p.entropy_high ? 1.0 / 20 : 20.0;
+  return std::clamp(logit_std / target_std, 1.0 / 20, 20.0);
+}
+
+}  // namespace detail
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/unified_report/recommendation.hpp ----
+// ---- begin ruvector/attention/unified_report/structure.hpp ----
+/// \file structure.hpp
+/// \brief Structural metrics of a point set used by the unified report: attention entropy, H0
+/// persistence (MST), Gromov four-point δ, and sequence smoothness.
+///
+/// - **Attention entropy.** H(w) = −Σ w_j ln w_j (0·ln 0 = 0), normalised by ln n (n = number of
+///   keys; n = 1 → normalised 0). The logit spread σ is the standard deviation of ln w_j over the
+///   keys with w_j > 0; it equals the standard deviation of the attention scores, because
+///   ln w_j = s_j − logsumexp(s).
+/// - **H0 persistence** of the Vietoris–Rips filtration: every point is born at scale 0 and the
+///   H0 classes die at the edge lengths of a Euclidean minimum spanning tree (Edelsbrunner &
+///   Harer 2010, §VII; the single-linkage merge heights). We report the n − 1 finite deaths, their
+///   sum (total persistence) and their **scale spread**: the standard deviation of log₂(death)
+///   over deaths > 0, in octaves. Hierarchical (tree-like) data merge at many scales — a tree whose
+///   branches shrink by ½ per level spreads its deaths over one octave per level — while a
+///   Gaussian cloud or a smooth curve merges at one scale (spread ≈ 0.2–0.4 octave).
+/// - **Gromov δ** (four-point condition, Gromov 1987): for points x, y, z, w let
+///   S₁ ≥ S₂ ≥ S₃ be the three sums d(x,y)+d(z,w), d(x,z)+d(y,w), d(x,w)+d(y,z); δ(x,y,z,w) =
+///   (S₁ − S₂)/2. A metric tree has δ = 0. We report the maximum over sampled quadruples and
+///   δ_rel = 2δ/diam (Khrulkov et al. 2020), with diam the largest distance among the sampled
+///   points. Informational: near-equidistant clouds (high-dimensional Gaussians) are also small.
+/// - **Sequence smoothness**: median_i ‖x_{i+1} − x_i‖ / median distance of random pairs. ≈ 1
+///   for an unordered cloud, ≪ 1 when consecutive rows (tokens) change slowly.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <span>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Entropy statistics of one attention distribution.
+struct entropy_stats {
+  double entropy = 0;     ///< H = −Σ w ln w, nats
+  double normalized = 0;  ///< H / ln n in [0, 1] (0 when n = 1)
+  double logit_std = 0;   ///< standard deviation of ln w over w > 0 (= std of the scores)
+};
+
+/// \brief Entropy of attention weights `w` (non-negative, sum 1 within 1e-3; validated).
+template <attention_scalar T>
+[[nodiscard]] entropy_stats attention_entropy(std::span<const T> w) {
+  require_non_empty("attention weights", w.size());
+  require_finite("attention weights", w);
+  double sum = 0, h = 0, mean_log = 0, m2 = 0;
+  std::size_t positive = 0;
+  for (const T x : w) {
+    require_argument(x >= T(0), "attention_entropy: weights must be non-negative");
+    const double v = static_cast<double>(x);
+    sum += v;
+    if (v > 0) {
+      const double l = std::log(v);
+      h -= v * l;
+      // Welford update of the mean and variance of ln w.
+      ++positive;
+      const double delta = l - mean_log;
+      mean_log += delta / static_cast<double>(positive);
+      m2 += delta * (l - mean_log);
+    }
+  }
+  require_argument(std::abs(sum - 1.0) <= 1e-3, "attention_entropy: weights must sum to 1");
+  entropy_stats s;
+  s.entropy = std::max(h, 0.0);
+  const double ln_n = std::log(static_cast<double>(w.size()));
+  s.normalized = w.size() > 1 ? std::clamp(s.entropy / ln_n, 0.0, 1.0) : 0.0;
+  s.logit_std = positive > 1 ? std::sqrt(m2 / static_cast<double>(positive)) : 0.0;
+  return s;
+}
+
+/// \brief H0 persistence summary of a point set (see the file comment).
+struct h0_summary {
+  std::vector<double> deaths;   ///< the n − 1 finite death scales (MST edge lengths), ascending
+  double total = 0;             ///< Σ deaths (total persistence)
+  double max_death = 0;         ///< the largest finite death
+  double scale_spread = 0;      ///< std of log₂(death) over deaths > 0, in octaves
+  std::size_t points_used = 0;  ///< points analysed (a seeded subsample when n > max_points)
+};
+
+namespace detail {
+
+/// Indices of a seeded subsample of `m` of `n` rows (all rows, in order, when m ≥ n).
+inline std::vector<std::size_t> subsample_rows(std::size_t n, std::size_t m, std::uint64_t seed) {
+  std::vector<std::size_t> idx(n);
+  std::iota(idx.begin(), idx.end(), std::size_t{0});
+  if (m >= n) return idx;
+  rng gen(seed);
+  for (std::size_t i = 0; i < m; ++i) {  // partial Fisher–Yates
+    const auto j = i + static_cast<std::size_t>(gen.below(n - i));
+    std::swap(idx[i], idx[j]);
+  }
+  idx.resize(m);
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+/// Rows `idx` of `points` gathered into a contiguous double matrix (m × d).
+template <class T>
+std::vector<double> gather_rows(const matrix_cref<T>& points, const std::vector<std::size_t>& idx) {
+  const auto d = static_cast<std::size_t>(points.cols());
+  std::vector<double> out(idx.size() * d);
+  for (std::size_t r = 0; r < idx.size(); ++r)
+    for (std::size_t c = 0; c < d; ++c)
+      out[r * d + c] = static_cast<double>(
+          points(static_cast<Eigen::Index>(idx[r]), static_cast<Eigen::Index>(c)));
+  return out;
+}
+
+template <class T>
+void require_points(std::string_view what, const matrix_cref<T>& points) {
+  require_non_empty(what, static_cast<std::size_t>(points.rows()));
+  require_non_empty(what, static_cast<std::size_t>(points.cols()));
+  require_finite(what, points.data(), static_cast<std::size_t>(points.rows()),
+                 static_cast<std::size_t>(points.cols()), points.outerStride());
+}
+
+}  // namespace detail
+
+/// \brief H0 persistence of the rows of `points` by Prim's algorithm on the complete Euclidean
+/// graph: O(m²·d) time, O(m) memory, m = min(n, max_points) rows (a seeded subsample beyond).
+template <attention_scalar T>
+[[nodiscard]] h0_summary h0_persistence(const matrix_cref<T>& points, std::size_t max_points = 2048,
+                                        std::uint64_t seed = 42) {
+  detail::require_points("points", points);
+  require_argument(max_points >= 2, "h0_persistence: max_points must be >= 2");
+  const auto idx =
+      detail::subsample_rows(static_cast<std::size_t>(points.rows()), max_points, seed);
+  const std::size_t m = idx.size();
+  const auto d = static_cast<std::size_t>(points.cols());
+  const std::vector<double> x = detail::gather_rows(points, idx);
+
+  h0_summary s;
+  s.points_used = m;
+  std::vector<double> best(m, std::numeric_limits<double>::infinity());
+  std::vector<double> dist(m);
+  std::vector<char> in_tree(m, 0);
+  std::size_t current = 0;
+  in_tree[0] = 1;
+  for (std::size_t step = 1; step < m; ++step) {
+    // ‖x_current − x_j‖² for every j, then relax the frontier.
+    kernels::row_squared_distances(x.data(), m, d, d, x.data() + current * d, dist.data());
+    std::size_t next = m;
+    double next_best = std::numeric_limits<double>::infinity();
+    for (std::size_t j = 0; j < m; ++j) {
+      if (in_tree[j]) continue;
+      best[j] = std::min(best[j], dist[j]);
+      if (next == m || best[j] < next_best) next = j, next_best = best[j];
+    }
+    in_tree[next] = 1;
+    s.deaths.push_back(std::sqrt(std::max(next_best, 0.0)));
+    current = next;
+  }
+  std::sort(s.deaths.begin(), s.deaths.end());
+  double mean = 0, m2 = 0;
+  std::size_t count = 0;
+  for (const double death : s.deaths) {
+    s.total += death;
+    s.max_death = std::max(s.max_death, death);
+    if (death > 0) {
+      const double l = std::log2(death);
+      ++count;
+      const double delta = l - mean;
+      mean += delta / static_cast<double>(count);
+      m2 += delta * (l - mean);
+    }
+  }
+  s.scale_spread = count > 1 ? std::sqrt(m2 / static_cast<double>(count)) : 0.0;
+  return s;
+}
+
+/// \brief Sampled Gromov four-point δ (see the file comment).
+struct gromov_delta_stats {
+  double delta = 0;     ///< max over sampled quadruples of (S₁ − S₂)/2
+  double diameter = 0;  ///< largest distance among the points used
+  double relative = 0;  ///< 2δ/diameter in [0, 1] (0 when the diameter is 0)
+};
+
+/// \brief Gromov δ of the rows of `points` from `samples` seeded quadruples of a seeded subsample
+/// of at most `max_points` rows (distances computed once: O(m²·d + samples)).
+template <attention_scalar T>
+[[nodiscard]] gromov_delta_stats gromov_delta(const matrix_cref<T>& points,
+                                              std::size_t max_points = 256,
+                                              std::size_t samples = 20000,
+                                              std::uint64_t seed = 42) {
+  detail::require_points("points", points);
+  require_argument(max_points >= 2, "gromov_delta: max_points must be >= 2");
+  const auto idx =
+      detail::subsample_rows(static_cast<std::size_t>(points.rows()), max_points, seed);
+  const std::size_t m = idx.size();
+  const auto d = static_cast<std::size_t>(points.cols());
+  const std::vector<double> x = detail::gather_rows(points, idx);
+  std::vector<double> dm(m * m);
+  for (std::size_t i = 0; i < m; ++i)
+    kernels::row_squared_distances(x.data(), m, d, d, x.data() + i * d, dm.data() + i * m);
+  gromov_delta_stats s;
+  for (double& v : dm) {
+    v = std::sqrt(std::max(v, 0.0));
+    s.diameter = std::max(s.diameter, v);
+  }
+  if (m < 4 || s.diameter == 0) return s;
+  rng gen(seed ^ 0x9e3779b97f4a7c15ULL);
+  for (std::size_t t = 0; t < samples; ++t) {
+    const auto a = gen.below(m), b = gen.below(m), c = gen.below(m), e = gen.below(m);
+    double sums[3] = {dm[a * m + b] + dm[c * m + e], dm[a * m + c] + dm[b * m + e],
+                      dm[a * m + e] + dm[b * m + c]};
+    std::sort(sums, sums + 3);
+    s.delta = std::max(s.delta, 0.5 * (sums[2] - sums[1]));
+  }
+  s.relative = std::clamp(2 * s.delta / s.diameter, 0.0, 1.0);
+  return s;
+}
+
+/// \brief Sequence smoothness of the rows of `points` taken in order (see the file comment):
+/// median consecutive distance over the median distance of `pairs` seeded random pairs. n < 2 or
+/// a zero median pair distance (all rows equal) gives 0.
+template <attention_scalar T>
+[[nodiscard]] double sequence_smoothness(const matrix_cref<T>& points, std::size_t pairs = 4096,
+                                         std::uint64_t seed = 42) {
+  detail::require_points("points", points);
+  const auto n = static_cast<std::size_t>(points.rows());
+  if (n < 2) return 0.0;
+  const auto distance = [&](std::size_t i, std::size_t j) {
+    return std::sqrt((points.row(static_cast<Eigen::Index>(i)).template cast<double>() -
+                      points.row(static_cast<Eigen::Index>(j)).template cast<double>())
+                         .squaredNorm());
+  };
+  std::vector<double> consecutive(n - 1);
+  for (std::size_t i = 0; i + 1 < n; ++i) consecutive[i] = distance(i, i + 1);
+  std::vector<double> random_pairs;
+  random_pairs.reserve(pairs);
+  rng gen(seed);
+  for (std::size_t t = 0; t < pairs; ++t) {
+    const auto i = gen.below(n), j = gen.below(n);
+    if (i != j) random_pairs.push_back(distance(i, j));
+  }
+  const auto median = [](std::vector<double>& v) {
+    if (v.empty()) return 0.0;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  const double pair_median = median(random_pairs);
+  return pair_median > 0 ? median(consecutive) / pair_median : 0.0;
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/unified_report/structure.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Parameters of `analyze` and of the report's bands and rules.
+struct report_config {
+  std::size_t ot_projections = 64;       ///< P, directions of the sliced-Wasserstein cost
+  std::size_t ot_reference_samples = 8;  ///< R, bootstrap key samples of the OT normaliser
+  std::size_t knn_k = 8;                 ///< neighbours of the kNN graph (clamped to n − 1)
+  std::size_t max_points = 2048;         ///< H0 and δ use a seeded subsample beyond this
+  std::optional<double> scale{};         ///< logit scale (default 1/√d)
+  std::uint64_t seed = 42;               ///< directions, bootstrap and subsamples
+  report_bands bands{};
+  recommendation_policy policy{};
+
+  /// \brief Throws `invalid_config` for out-of-range values.
+  void validate() const {
+    require_config(ot_projections >= 1, "report_config.ot_projections must be >= 1");
+    require_config(ot_reference_samples >= 1, "report_config.ot_reference_samples must be >= 1");
+    require_config(knn_k >= 1, "report_config.knn_k must be >= 1");
+    require_config(max_points >= 4, "report_config.max_points must be >= 4");
+    require_config(!scale || (std::isfinite(*scale) && *scale > 0),
+                   "report_config.scale must be finite and > 0");
+    bands.validate();
+    policy.validate();
+  }
+};
+
+/// \brief A unified geometry report.
+struct geometry_report {
+  std::size_t num_keys = 0;           ///< n (0 when built from precomputed values without it)
+  std::size_t num_queries = 0;        ///< L
+  std::size_t dim = 0;                ///< d
+  std::vector<metric_value> metrics;  ///< in `metric_kind` order, present ones only
+  double health_score = 1.0;          ///< mean score of the banded metrics, [0, 1]
+  recommendation advice;              ///< mechanism and temperature change
+
+  // Raw quantities behind the metrics (NaN when not measured).
+  double ot_distance = std::numeric_limits<double>::quiet_NaN();           ///< SW₂(Q, K)
+  double entropy_nats = std::numeric_limits<double>::quiet_NaN();          ///< mean raw entropy H
+  double logit_std = std::numeric_limits<double>::quiet_NaN();             ///< mean score spread σ
+  double h0_total_persistence = std::numeric_limits<double>::quiet_NaN();  ///< Σ H0 deaths
+
+  /// \brief The metric of kind `k`, or nullptr when the report does not hold it.
+  [[nodiscard]] const metric_value* find(metric_kind k) const noexcept {
+    for (const auto& m : metrics)
+      if (m.kind == k) return &m;
+    return nullptr;
+  }
+};
+
+/// \brief Builds a report from metric values (measured by `analyze` or given by the caller, as in
+/// the seeds' `ReportBuilder::new(cfg).with_ot_distance(0.15)...build()`).
+class report_builder {
+ public:
+  explicit report_builder(report_config config = {}) : config_(std::move(config)) {
+    config_.validate();
+  }
+
+  /// \brief The OT shift (see report.hpp; ≈ 1 in-distribution).
+  report_builder& with_ot_distance(double shift) { return set(metric_kind::ot_shift, shift); }
+  /// \brief Combined topology coherence in [0, 1].
+  report_builder& with_topology_coherence(double c) {
+    return set(metric_kind::topology_coherence, c);
+  }
+  /// \brief Mean per-dimension KL of an IB layer, nats.
+  report_builder& with_ib_kl(double kl) { return set(metric_kind::ib_kl, kl); }
+  /// \brief Logit roughness on the key graph, [0, 2].
+  report_builder& with_diffusion_energy(double e) { return set(metric_kind::diffusion_energy, e); }
+  /// \brief Attention entropy in nats over `num_keys` keys (normalised by ln n here), with the
+  /// score spread σ when known (enables the temperature rule's factor).
+  report_builder& with_attention_entropy(double nats, std::size_t num_keys,
+                                         std::optional<double> logit_std = std::nullopt) {
+    require_argument(num_keys >= 1, "with_attention_entropy: num_keys must be >= 1");
+    require_argument(std::isfinite(nats) && nats >= 0,
+                     "with_attention_entropy: entropy must be finite and >= 0");
+    num_keys_ = num_keys;
+    entropy_nats_ = nats;
+    logit_std_ = logit_std.value_or(std::numeric_limits<double>::quiet_NaN());
+    const double norm =
+        num_keys > 1 ? std::clamp(nats / std::log(static_cast<double>(num_keys)), 0.0, 1.0) : 0.0;
+    return set(metric_kind::attention_entropy, norm);
+  }
+  /// \brief H0 scale spread of the keys, octaves.
+  report_builder& with_h0_scale_spread(double octaves) {
+    return set(metric_kind::h0_scale_spread, octaves);
+  }
+  /// \brief Relative Gromov δ of the keys.
+  report_builder& with_gromov_delta(double relative) {
+    return set(metric_kind::gromov_delta, relative);
+  }
+  /// \brief Sequence smoothness of the keys.
+  report_builder& with_sequence_smoothness(double s) {
+    return set(metric_kind::sequence_smoothness, s);
+  }
+  /// \brief The number of keys n (used by the length rules); set by `with_attention_entropy` too.
+  report_builder& with_num_keys(std::size_t n) {
+    num_keys_ = n;
+    return *this;
+  }
+
+  /// \brief The report: statuses, health score and recommendation of the values given.
+  [[nodiscard]] geometry_report build() const {
+    geometry_report r;
+    r.num_keys = num_keys_;
+    r.entropy_nats = entropy_nats_;
+    r.logit_std = logit_std_;
+    double score_sum = 0;
+    std::size_t scored = 0;
+    for (std::size_t k = 0; k < kinds; ++k) {
+      if (!values_[k]) continue;
+      metric_value m;
+      m.kind = static_cast<metric_kind>(k);
+      m.value = *values_[k];
+      const auto band = config_.bands.band(m.kind);
+      m.status = band ? band->classify(m.value) : metric_status::info;
+      if (const auto s = m.score()) score_sum += *s, ++scored;
+      r.metrics.push_back(m);
+    }
+    r.health_score = scored > 0 ? score_sum / static_cast<double>(scored) : 1.0;
+    r.advice = recommend(r);
+    return r;
+  }
+
+  /// \brief The configuration.
+  [[nodiscard]] const report_config& config() const noexcept { return config_; }
+
+ private:
+  static constexpr std::size_t kinds = 8;
+
+  report_builder& set(metric_kind k, double v) {
+    require_argument(!std::isnan(v), "report_builder: a metric value must not be NaN");
+    values_[static_cast<std::size_t>(k)] = v;
+    return *this;
+  }
+
+  [[nodiscard]] recommendation recommend(const geometry_report& r) const {
+    const recommendation_policy& p = config_.policy;
+    recommendation out;
+    const auto value = [&](metric_kind k) -> std::optional<double> {
+      if (const auto* m = r.find(k)) return m->value;
+      return std::nullopt;
+    };
+    const auto status = [&](metric_kind k) -> std::optional<metric_status> {
+      if (const auto* m = r.find(k)) return m->status;
+      return std::nullopt;
+    };
+    const auto entropy = value(metric_kind::attention_entropy);
+    const auto spread = value(metric_kind::h0_scale_spread);
+    const auto smooth = value(metric_kind::sequence_smoothness);
+    const bool is_long = r.num_keys >= p.long_sequence;
+    const bool is_very_long = r.num_keys >= p.very_long_sequence;
+    const auto diffusion = status(metric_kind::diffusion_energy);
+    const auto coherence = status(metric_kind::topology_coherence);
+
+    if (spread && *spread >= p.hierarchy_octaves) {
+      out.mechanism = recommended_mechanism::geometric;
+      out.reasons.emplace_back(
+          "keys are hierarchical: H0 merge scales spread over many octaves (tree-like), which "
+          "hyperbolic space embeds with low distortion");
+    } else if (is_long && smooth && *smooth < p.smooth_below) {
+      out.mechanism = recommended_mechanism::local_global;
+      out.reasons.emplace_back(
+          "long, smooth sequence: consecutive keys are far closer than random pairs, so a local "
+          "window plus global tokens covers the signal");
+    } else if (is_long && entropy && *entropy < p.concentrated_below) {
+      out.mechanism = recommended_mechanism::flash_sparse;
+      out.reasons.emplace_back(
+          "long sequence with concentrated attention: a few keys carry the mass (top-k sparse or "
+          "flash attention)");
+    } else if (diffusion && *diffusion != metric_status::healthy && coherence &&
+               *coherence == metric_status::healthy) {
+      out.mechanism = recommended_mechanism::diffusion;
+      out.reasons.emplace_back(
+          "logits are rough over a coherent key graph: heat diffusion on the graph smooths them");
+    } else if (is_very_long && entropy && *entropy > p.spread_above) {
+      out.mechanism = recommended_mechanism::linear;
+      out.reasons.emplace_back(
+          "very long sequence with spread-out attention: a linear-time kernel approximation "
+          "loses little");
+    } else {
+      out.mechanism = recommended_mechanism::standard;
+      out.reasons.emplace_back("no structure that a specialised mechanism exploits");
+    }
+    if (entropy) {
+      const double sigma = std::isnan(r.logit_std) ? 0.0 : r.logit_std;
+      out.temperature_factor = detail::temperature_factor(*entropy, sigma, r.num_keys, p);
+      if (out.temperature_factor < 1)
+        out.reasons.emplace_back("attention is near uniform: lower the temperature (sharpen)");
+      else if (out.temperature_factor > 1)
+        out.reasons.emplace_back("attention is near one-hot: raise the temperature (soften)");
+    }
+    return out;
+  }
+
+  report_config config_;
+  std::optional<double> values_[kinds]{};
+  std::size_t num_keys_ = 0;
+  double entropy_nats_ = std::numeric_limits<double>::quiet_NaN();
+  double logit_std_ = std::numeric_limits<double>::quiet_NaN();
+};
+
+namespace detail {
+
+/// SW₂²(Q, K) and its normaliser mean_r SW₂²(K_r, K) over R bootstrap samples of |Q| keys.
+template <class T>
+std::pair<double, double> ot_shift_terms(const matrix_cref<T>& q, const matrix_cref<T>& k,
+                                         const report_config& c) {
+  const auto n = static_cast<std::size_t>(k.rows());
+  const auto L = static_cast<std::size_t>(q.rows());
+  const row_matrix<T> dirs =
+      random_directions<T>(static_cast<std::size_t>(k.cols()), c.ot_projections, c.seed);
+  const double cost = static_cast<double>(sliced_wasserstein_pp<T>(q, k, dirs, T(2)));
+  rng gen(c.seed + 1);
+  row_matrix<T> sample(static_cast<Eigen::Index>(L), k.cols());
+  double reference = 0;
+  for (std::size_t r = 0; r < c.ot_reference_samples; ++r) {
+    for (std::size_t i = 0; i < L; ++i)
+      sample.row(static_cast<Eigen::Index>(i)) = k.row(static_cast<Eigen::Index>(gen.below(n)));
+    reference += static_cast<double>(sliced_wasserstein_pp<T>(sample, k, dirs, T(2)));
+  }
+  return {cost, reference / static_cast<double>(c.ot_reference_samples)};
+}
+
+/// ½Σ W_ij (x_i − x_j)² / Σ d_i (x_i − x̄)² (0 when the denominator is 0).
+template <class T>
+double logit_roughness(const sparse_laplacian<T>& lap, std::span<const T> x) {
+  const auto deg = lap.degrees();
+  double dsum = 0, mean = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    dsum += static_cast<double>(deg[i]);
+    mean += static_cast<double>(deg[i]) * static_cast<double>(x[i]);
+  }
+  if (!(dsum > 0)) return 0.0;
+  mean /= dsum;
+  double denom = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double c = static_cast<double>(x[i]) - mean;
+    denom += static_cast<double>(deg[i]) * c * c;
+  }
+  if (!(denom > 0)) return 0.0;
+  return std::clamp(static_cast<double>(lap.dirichlet_form(x)) / denom, 0.0, 2.0);
+}
+
+}  // namespace detail
+
+/// \brief Measures every metric of the file comment on `queries` (L × d) and `keys` (n × d) with
+/// the attention `weights` (L × n, rows summing to 1; empty = softmax of the scaled logits) and
+/// an optional IB layer (its input width must be d), and builds the report. Throws
+/// `dimension_mismatch`, `non_finite_input`, `invalid_argument` or `invalid_config`.
+template <attention_scalar T>
+[[nodiscard]] geometry_report analyze(const matrix_cref<T>& queries, const matrix_cref<T>& keys,
+                                      const std::type_identity_t<matrix_cref<T>>& weights,
+                                      const report_config& config = {},
+                                      const variational_bottleneck<T>* ib = nullptr) {
+  config.validate();
+  const auto n = static_cast<std::size_t>(keys.rows());
+  const auto L = static_cast<std::size_t>(queries.rows());
+  const auto d = static_cast<std::size_t>(keys.cols());
+  detail::require_points("keys", keys);
+  detail::require_points("queries", queries);
+  require_dimension("queries.cols() (must equal keys.cols())",
+                    static_cast<std::size_t>(queries.cols()), d);
+  const double scale = config.scale.value_or(1.0 / std::sqrt(static_cast<double>(d)));
+
+  // Logits (always the dot-product ones) and weights (given, or their softmax).
+  row_matrix<T> logits = static_cast<T>(scale) * (queries * keys.transpose());
+  row_matrix<T> w;
+  if (weights.size() > 0) {
+    require_dimension("weights.rows() (must equal queries.rows())",
+                      static_cast<std::size_t>(weights.rows()), L);
+    require_dimension("weights.cols() (must equal keys.rows())",
+                      static_cast<std::size_t>(weights.cols()), n);
+    w = weights;
+  } else {
+    w = logits;
+    for (std::size_t i = 0; i < L; ++i)
+      (void)kernels::softmax(w.row(static_cast<Eigen::Index>(i)).data(), n);
+  }
+
+  report_builder builder(config);
+  builder.with_num_keys(n);
+
+  // Transport.
+  const auto [cost, reference] = detail::ot_shift_terms<T>(queries, keys, config);
+  const double shift =
+      reference > 0 ? cost / reference : (cost > 0 ? std::numeric_limits<double>::infinity() : 1.0);
+  builder.with_ot_distance(shift);
+
+  // Entropy.
+  double h = 0, sigma = 0;
+  for (std::size_t i = 0; i < L; ++i) {
+    const auto s =
+        attention_entropy<T>(std::span<const T>(w.row(static_cast<Eigen::Index>(i)).data(), n));
+    h += s.entropy;
+    sigma += s.logit_std;
+  }
+  builder.with_attention_entropy(h / static_cast<double>(L), n, sigma / static_cast<double>(L));
+
+  // Topology and diffusion on one kNN graph.
+  if (n >= 2) {
+    const knn_lists<T> knn = exact_knn<T>(keys, std::min(config.knn_k, n - 1));
+    const coherence_keys<T> graph(keys, knn);
+    const auto lap = sparse_laplacian<T>::from_knn(
+        knn, laplacian_options<T>{.type = laplacian_type::combinatorial});
+    double coherence = 0, roughness = 0;
+    for (std::size_t i = 0; i < L; ++i) {
+      const auto row = static_cast<Eigen::Index>(i);
+      coherence += compute_coherence(graph, std::span<const T>(w.row(row).data(), n)).coherence;
+      roughness += detail::logit_roughness(lap, std::span<const T>(logits.row(row).data(), n));
+    }
+    builder.with_topology_coherence(coherence / static_cast<double>(L));
+    builder.with_diffusion_energy(roughness / static_cast<double>(L));
+  }
+
+  // Information bottleneck.
+  if (ib != nullptr) {
+    require_dimension("ib.input_dim() (must equal keys.cols())", ib->input_dim(), d);
+    const auto fwd = ib->forward(queries);
+    builder.with_ib_kl(static_cast<double>(fwd.kl_mean) / static_cast<double>(ib->latent_dim()));
+  }
+
+  // Structure of the keys.
+  double h0_total = std::numeric_limits<double>::quiet_NaN();
+  if (n >= 2) {
+    const auto h0 = h0_persistence<T>(keys, config.max_points, config.seed);
+    builder.with_h0_scale_spread(h0.scale_spread);
+    h0_total = h0.total;
+    builder.with_gromov_delta(
+        gromov_delta<T>(keys, std::min<std::size_t>(config.max_points, 256), 20000, config.seed)
+            .relative);
+    builder.with_sequence_smoothness(sequence_smoothness<T>(keys, 4096, config.seed));
+  }
+
+  geometry_report r = builder.build();
+  r.num_queries = L;
+  r.dim = d;
+  r.ot_distance = std::sqrt(std::max(cost, 0.0));
+  r.h0_total_persistence = h0_total;
+  return r;
+}
+
+/// \brief `analyze` with the weights computed as softmax(scale·Q Kᵀ).
+template <attention_scalar T>
+[[nodiscard]] geometry_report analyze(const matrix_cref<T>& queries, const matrix_cref<T>& keys,
+                                      const report_config& config = {},
+                                      const variational_bottleneck<T>* ib = nullptr) {
+  const row_matrix<T> none(0, 0);
+  return analyze<T>(queries, keys, none, config, ib);
+}
+
+/// \brief `analyze` for one query vector with its weights (empty = computed).
+template <attention_scalar T>
+[[nodiscard]] geometry_report analyze(std::span<const T> query, const matrix_cref<T>& keys,
+                                      std::type_identity_t<std::span<const T>> weights = {},
+                                      const report_config& config = {},
+                                      const variational_bottleneck<T>* ib = nullptr) {
+  const Eigen::Map<const row_matrix<T>> q(query.data(), 1, static_cast<Eigen::Index>(query.size()));
+  if (weights.empty()) return analyze<T>(q, keys, config, ib);
+  const Eigen::Map<const row_matrix<T>> w(weights.data(), 1,
+                                          static_cast<Eigen::Index>(weights.size()));
+  return analyze<T>(q, keys, w, config, ib);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/unified_report/report.hpp ----
+
+namespace ruvector::attention {
+
+namespace detail {
+
+inline nlohmann::json json_number(double v) {
+  if (std::isnan(v)) return nullptr;
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return v;
+}
+
+}  // namespace detail
+
+/// \brief ADL hook: one metric.
+inline void to_json(nlohmann::json& j, const metric_value& m) {
+  j = nlohmann::json{{"name", std::string(metric_name(m.kind))},
+                     {"value", detail::json_number(m.value)},
+                     {"status", std::string(status_name(m.status))}};
+}
+
+/// \brief ADL hook: a recommendation.
+inline void to_json(nlohmann::json& j, const recommendation& r) {
+  j = nlohmann::json{{"mechanism", std::string(mechanism_name(r.mechanism))},
+                     {"temperature_factor", r.temperature_factor},
+                     {"reasons", r.reasons}};
+}
+
+/// \brief ADL hook: a whole report.
+inline void to_json(nlohmann::json& j, const geometry_report& r) {
+  j = nlohmann::json{{"num_keys", r.num_keys},
+                     {"num_queries", r.num_queries},
+                     {"dim", r.dim},
+                     {"health_score", r.health_score},
+                     {"metrics", r.metrics},
+                     {"recommendation", r.advice},
+                     {"raw",
+                      {{"ot_distance", detail::json_number(r.ot_distance)},
+                       {"entropy_nats", detail::json_number(r.entropy_nats)},
+                       {"logit_std", detail::json_number(r.logit_std)},
+                       {"h0_total_persistence", detail::json_number(r.h0_total_persistence)}}}};
+}
+
+/// \brief The report as a JSON string (`indent` < 0: compact).
+[[nodiscard]] inline std::string to_json_string(const geometry_report& r, int indent = 2) {
+  return nlohmann::json(r).dump(indent);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/io/json.hpp ----
+// ---- begin ruvector/attention/kernels.hpp ----
+/// \file kernels.hpp
+/// \brief Entry header of the xsimd kernel layer.
+
 // ---- end ruvector/attention/kernels.hpp ----
 // ---- begin ruvector/attention/moe.hpp ----
 /// \file moe.hpp
@@ -10371,6 +14890,684 @@ class moe_attention {
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/moe/moe_attention.hpp ----
 // ---- end ruvector/attention/moe.hpp ----
+// ---- begin ruvector/attention/pde.hpp ----
+/// \file pde.hpp
+/// \brief Entry header of the PDE family (theory 6): graph Laplacians of the keys (dense and
+/// sparse kNN CSR; D − W, symmetric normalised, random walk), heat diffusion by stability-checked
+/// explicit Euler or a Chebyshev expansion of exp(−tL)v, multiscale diffusion, the diffusion
+/// energy, and diffusion attention.
+
+// ---- begin ruvector/attention/pde/diffusion.hpp ----
+/// \file pde/diffusion.hpp
+/// \brief Heat diffusion on a graph, x(t) = exp(−tL)·x, the solution of the heat equation
+/// dx/dt = −L x (theory 6; Kondor & Lafferty 2002, "Diffusion kernels on graphs"), by two
+/// methods, for any `laplacian_operator` (dense or sparse; D − W, L_sym or L_rw):
+///
+/// - **Explicit Euler**: x ← x − h·L x, repeated. With every eigenvalue of L real in [0, λ_max]
+///   each mode is multiplied per step by 1 − hλ, which is bounded iff h·λ_max ≤ 2 (the stability
+///   bound). The bound is **enforced**: a caller's step dt is first rounded down to h = t/⌈t/dt⌉
+///   and, if h·λ_max > 2, the interval is split into ⌈t·λ_max/2⌉ steps; the report says how many
+///   steps were requested, how many were taken and whether a split happened. Global error O(h).
+/// - **Chebyshev** (Hammond, Vandergheynst & Gribonval 2011; Saad 1992): with λ = (b/2)(1 + u),
+///   u ∈ [−1, 1], b = λ_max and α = t·b/2, the generating function of the modified Bessel
+///   functions gives
+///
+///       exp(−tλ) = e^{−α} [ I_0(α) + 2 Σ_{k≥1} (−1)^k I_k(α) T_k(u) ],
+///
+///   so exp(−tL)x ≈ Σ_{k≤K} c_k T_k(L̃)x with L̃ = (2/b)L − I, c_0 = e^{−α}I_0(α),
+///   c_k = 2(−1)^k e^{−α}I_k(α), and T_{k+1}(L̃)x = 2L̃·T_k(L̃)x − T_{k−1}(L̃)x (K products
+///   with L). Since |T_k| ≤ 1 on [−1, 1], the truncation error of the scalar function is
+///   uniformly at most ε_K = 2 Σ_{k>K} e^{−α}I_k(α); the degree K is the smallest with
+///   ε_K ≤ tolerance. Hence for symmetric L (D − W, L_sym) with spectrum in [0, b]:
+///
+///       ‖p_K(L)x − exp(−tL)x‖₂ ≤ ε_K·‖x‖₂        (exact arithmetic)
+///
+///   plus rounding of about (K + 1)·ε_machine·‖x‖₂. L_rw = D^{-1/2} L_sym D^{1/2} has the same
+///   bound in the D-weighted norm (‖·‖₂ bound × √(max d / min d)). K grows like
+///   √(2α·ln(1/tol)) for large α, against ≈ t·λ_max steps for stable Euler.
+///   The scaled Bessel values e^{−α}I_k(α) are computed in double by the power series for α ≤ 1
+///   and by Miller's backward recurrence I_{k−1} = (2k/α)I_k + I_{k+1}, normalised by
+///   I_0 + 2Σ I_k = e^α, for α > 1 (no overflow for any α).
+/// - **Multiscale**: several times in one call. Chebyshev shares the vectors T_k(L̃)x (they do
+///   not depend on t): one recurrence of the largest degree feeds every output with its own
+///   coefficients. Euler integrates the sorted times in sequence (semigroup property).
+///
+/// Conventions: times are finite and ≥ 0 (t = 0 returns x exactly); the spectral bound defaults to
+/// the operator's `lambda_max_bound()` (Gershgorin) and may be overridden with any value ≥ the
+/// true λ_max (a smaller value voids the error bound and the Euler stability guarantee). `out`
+/// may alias `x`. Inputs are checked for NaN/Inf. Parameters (times, dt, tolerance, bound) are
+/// doubles; the vectors are T.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief How exp(−tL)x is computed.
+enum class diffusion_method {
+  euler,      ///< explicit Euler with the stability bound enforced
+  chebyshev,  ///< Chebyshev–Bessel expansion to a tolerance
+};
+
+/// \brief Options of a diffusion call.
+struct diffusion_options {
+  /// Method.
+  diffusion_method method = diffusion_method::chebyshev;
+  /// Chebyshev truncation tolerance ε (relative to ‖x‖₂), in [1e-15, 1); default 1e-7 for float,
+  /// 1e-12 for double.
+  std::optional<double> tolerance{};
+  /// Requested Euler step (> 0); reduced automatically for stability.
+  double dt = 0.1;
+  /// Spectral upper bound b ≥ λ_max(L); default: the operator's Gershgorin bound.
+  std::optional<double> lambda_max{};
+  /// Largest Chebyshev degree allowed (otherwise `invalid_argument`).
+  std::size_t max_degree = std::size_t{1} << 16;
+  /// Largest number of Euler steps allowed (otherwise `invalid_argument`).
+  std::size_t max_steps = std::size_t{1} << 24;
+};
+
+/// \brief What a diffusion call did.
+struct diffusion_report {
+  diffusion_method method = diffusion_method::chebyshev;  ///< method used
+  double lambda_max = 0.0;                                ///< spectral bound used
+  std::size_t matvecs = 0;                                ///< products with L
+  std::size_t requested_steps = 0;   ///< Euler: Σ ⌈Δt/dt⌉ over the time segments
+  std::size_t euler_steps = 0;       ///< Euler: steps actually taken
+  bool split = false;                ///< Euler: dt was reduced to satisfy h·λ_max ≤ 2
+  double step = 0.0;                 ///< Euler: largest step h used
+  std::size_t chebyshev_degree = 0;  ///< Chebyshev: largest degree K used
+  double error_bound = 0.0;          ///< Chebyshev: largest truncation bound ε_K (see file)
+};
+
+/// \brief Chebyshev coefficients of exp(−tλ) on [0, b] (see the file comment).
+struct chebyshev_heat_series {
+  std::vector<double> coefficients;  ///< c_0 … c_K
+  double alpha = 0.0;                ///< α = t·b/2
+  double error_bound = 0.0;          ///< ε_K = 2 Σ_{k>K} e^{−α} I_k(α)
+};
+
+namespace detail {
+
+/// e^{−α} I_k(α) for k = 0 … N (α ≥ 0), N chosen so that the neglected values are < 1e-20.
+[[nodiscard]] inline std::vector<double> scaled_bessel_i(double alpha) {
+  if (alpha == 0.0) return {1.0};
+  const auto n = static_cast<std::size_t>(40.0 + std::ceil(10.0 * std::sqrt(alpha)));
+  std::vector<double> r(n + 1, 0.0);
+  if (alpha <= 1.0) {
+    // Power series I_k(α) = Σ_m (α/2)^{2m+k} / (m!(m+k)!), scaled by e^{−α}.
+    const double h = alpha / 2.0, h2 = h * h, scale = std::exp(-alpha);
+    double lead = 1.0;  // (α/2)^k / k!
+    for (std::size_t k = 0; k <= n; ++k) {
+      if (k > 0) lead *= h / static_cast<double>(k);
+      double term = lead, sum = 0.0;
+      for (std::size_t m = 1; m < 64 && term > 0.0; ++m) {
+        sum += term;
+        if (term < sum * 1e-18) break;
+        term *= h2 / (static_cast<double>(m) * static_cast<double>(m + k));
+      }
+      r[k] = sum * scale;
+    }
+    return r;
+  }
+  // Miller's backward recurrence from M = N + 30 + √N with I_{M+1} = 0, I_M = 1, rescaled to
+  // stay below 1e200, then normalised by I_0 + 2 Σ I_k = e^α.
+  const std::size_t m = n + 30 + static_cast<std::size_t>(std::sqrt(static_cast<double>(n)));
+  std::vector<double> all(m + 2, 0.0);
+  all[m] = 1.0;
+  for (std::size_t k = m; k >= 1; --k) {
+    all[k - 1] = (2.0 * static_cast<double>(k) / alpha) * all[k] + all[k + 1];
+    if (all[k - 1] > 1e200) {
+      for (std::size_t j = k - 1; j <= m; ++j) all[j] *= 1e-200;
+    }
+  }
+  double s = all[0];
+  for (std::size_t k = 1; k <= m; ++k) s += 2.0 * all[k];
+  for (std::size_t k = 0; k <= n; ++k) r[k] = all[k] / s;
+  return r;
+}
+
+/// Validates a time.
+inline void require_time(double t, std::size_t index) {
+  if (!std::isfinite(t) || t < 0.0) {
+    std::ostringstream os;
+    os << "invalid argument: times[" << index << "] = " << t << ", expected a finite t >= 0";
+    throw invalid_argument(os.str());
+  }
+}
+
+/// The tolerance to use for T.
+template <class T>
+[[nodiscard]] double resolve_tolerance(const diffusion_options& o) {
+  const double tol = o.tolerance ? *o.tolerance : (std::is_same_v<T, float> ? 1e-7 : 1e-12);
+  require_argument(std::isfinite(tol) && tol >= 1e-15 && tol < 1.0,
+                   "diffusion_options.tolerance must lie in [1e-15, 1)");
+  return tol;
+}
+
+/// The spectral bound to use.
+template <class Op>
+[[nodiscard]] double resolve_lambda_max(const Op& op, const diffusion_options& o) {
+  if (o.lambda_max) {
+    require_argument(std::isfinite(*o.lambda_max) && *o.lambda_max >= 0.0,
+                     "diffusion_options.lambda_max must be finite and >= 0");
+    return *o.lambda_max;
+  }
+  return static_cast<double>(op.lambda_max_bound());
+}
+
+/// Number of Euler steps for an interval of length `t` (see the file comment).
+struct euler_plan {
+  std::size_t requested = 0;
+  std::size_t steps = 0;
+  double h = 0.0;
+};
+
+[[nodiscard]] inline euler_plan plan_euler(double t, double dt, double lambda_max,
+                                           std::size_t max_steps) {
+  euler_plan p;
+  if (t == 0.0) return p;
+  const double ratio = t / dt;
+  require_argument(ratio < 1e18, "heat diffusion: t/dt is too large for explicit Euler");
+  p.requested = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(ratio * (1 - 1e-12))));
+  p.steps = p.requested;
+  if (lambda_max > 0.0 && (t / static_cast<double>(p.steps)) * lambda_max > 2.0) {
+    const double need = t * lambda_max / 2.0;
+    require_argument(need < 1e18, "heat diffusion: t·lambda_max is too large for explicit Euler");
+    p.steps = std::max(p.steps, static_cast<std::size_t>(std::ceil(need)));
+    while ((t / static_cast<double>(p.steps)) * lambda_max > 2.0) ++p.steps;
+  }
+  if (p.steps > max_steps) {
+    std::ostringstream os;
+    os << "invalid argument: explicit Euler needs " << p.steps << " steps (t = " << t
+       << ", dt = " << dt << ", lambda_max = " << lambda_max
+       << "), more than max_steps = " << max_steps << "; use diffusion_method::chebyshev";
+    throw invalid_argument(os.str());
+  }
+  p.h = t / static_cast<double>(p.steps);
+  return p;
+}
+
+/// x ← x − h·L x, `steps` times (y is scratch of n values).
+template <class Op, class T>
+void euler_steps(const Op& op, T* x, T* y, std::size_t n, double h, std::size_t steps) {
+  const T hh = static_cast<T>(h);
+  for (std::size_t s = 0; s < steps; ++s) {
+    op.apply(std::span<const T>(x, n), std::span<T>(y, n));
+    for (std::size_t i = 0; i < n; ++i) x[i] -= hh * y[i];
+  }
+}
+
+}  // namespace detail
+
+/// \brief Chebyshev coefficients c_0…c_K of exp(−tλ) on [0, lambda_max] with truncation bound
+/// ≤ `tolerance` (see the file comment). Throws `invalid_argument` for a negative or non-finite t
+/// or bound, a tolerance outside [1e-15, 1), or K > max_degree.
+[[nodiscard]] inline chebyshev_heat_series chebyshev_heat_coefficients(
+    double t, double lambda_max, double tolerance, std::size_t max_degree = std::size_t{1} << 16) {
+  detail::require_time(t, 0);
+  require_argument(std::isfinite(lambda_max) && lambda_max >= 0.0,
+                   "chebyshev_heat_coefficients: lambda_max must be finite and >= 0");
+  require_argument(std::isfinite(tolerance) && tolerance >= 1e-15 && tolerance < 1.0,
+                   "chebyshev_heat_coefficients: tolerance must lie in [1e-15, 1)");
+  chebyshev_heat_series s;
+  s.alpha = t * lambda_max / 2.0;
+  require_argument(std::isfinite(s.alpha), "chebyshev_heat_coefficients: t·lambda_max overflows");
+  const std::vector<double> b = detail::scaled_bessel_i(s.alpha);
+  // tail[k] = 2 Σ_{j>k} b_j, summed from the top (no cancellation).
+  std::vector<double> tail(b.size(), 0.0);
+  for (std::size_t k = b.size() - 1; k-- > 0;) tail[k] = tail[k + 1] + 2.0 * b[k + 1];
+  std::size_t degree = 0;
+  while (degree + 1 < b.size() && tail[degree] > tolerance) ++degree;
+  if (degree > max_degree) {
+    std::ostringstream os;
+    os << "invalid argument: Chebyshev heat expansion needs degree " << degree
+       << " (t*lambda_max = " << t * lambda_max << ", tolerance = " << tolerance
+       << "), more than max_degree = " << max_degree;
+    throw invalid_argument(os.str());
+  }
+  s.error_bound = tail[degree];
+  s.coefficients.resize(degree + 1);
+  s.coefficients[0] = b[0];
+  for (std::size_t k = 1; k <= degree; ++k) s.coefficients[k] = (k % 2 ? -2.0 : 2.0) * b[k];
+  return s;
+}
+
+/// \brief out(r, :) = exp(−times[r]·L)·x for every r (rows of `out` = times, columns = nodes),
+/// sharing work between the times (see the file comment). Throws `dimension_mismatch`
+/// (x or out of the wrong size), `non_finite_input` (NaN/Inf in x), `invalid_argument` (bad
+/// time, dt, tolerance or bound; too many steps or too high a degree).
+template <laplacian_operator Op>
+diffusion_report heat_diffuse_multiscale(const Op& op, std::span<const typename Op::value_type> x,
+                                         std::span<const double> times,
+                                         matrix_ref<typename Op::value_type> out,
+                                         const diffusion_options& options = {}) {
+  using T = typename Op::value_type;
+  const std::size_t n = op.size();
+  require_dimension("x.size()", x.size(), n);
+  require_dimension("out.rows() (must equal times.size())", static_cast<std::size_t>(out.rows()),
+                    times.size());
+  require_dimension("out.cols() (must equal x.size())", static_cast<std::size_t>(out.cols()), n);
+  require_finite("x", x);
+  for (std::size_t r = 0; r < times.size(); ++r) detail::require_time(times[r], r);
+  const double b = detail::resolve_lambda_max(op, options);
+  diffusion_report rep;
+  rep.method = options.method;
+  rep.lambda_max = b;
+  if (times.empty() || n == 0) return rep;
+  const std::vector<T> x0(x.begin(), x.end());  // `out` may alias `x`
+  const auto ix = [](std::size_t i) { return static_cast<Eigen::Index>(i); };
+
+  if (options.method == diffusion_method::euler) {
+    require_argument(std::isfinite(options.dt) && options.dt > 0.0,
+                     "diffusion_options.dt must be finite and > 0");
+    std::vector<std::size_t> order(times.size());
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t c) { return times[a] < times[c]; });
+    // Plan every segment before doing any work, so a refusal costs nothing.
+    std::vector<detail::euler_plan> plans(times.size());
+    double prev = 0.0;
+    for (std::size_t r = 0; r < order.size(); ++r) {
+      plans[r] = detail::plan_euler(times[order[r]] - prev, options.dt, b, options.max_steps);
+      prev = times[order[r]];
+    }
+    std::vector<T> cur = x0, y(n);
+    for (std::size_t r = 0; r < order.size(); ++r) {
+      const detail::euler_plan& p = plans[r];
+      detail::euler_steps(op, cur.data(), y.data(), n, p.h, p.steps);
+      rep.requested_steps += p.requested;
+      rep.euler_steps += p.steps;
+      rep.matvecs += p.steps;
+      rep.split = rep.split || p.steps > p.requested;
+      rep.step = std::max(rep.step, p.h);
+      for (std::size_t i = 0; i < n; ++i) out(ix(order[r]), ix(i)) = cur[i];
+    }
+    return rep;
+  }
+
+  const double tol = detail::resolve_tolerance<T>(options);
+  std::vector<chebyshev_heat_series> series;
+  series.reserve(times.size());
+  std::size_t kmax = 0;
+  for (double t : times) {
+    series.push_back(chebyshev_heat_coefficients(t, b, tol, options.max_degree));
+    kmax = std::max(kmax, series.back().coefficients.size() - 1);
+    rep.error_bound = std::max(rep.error_bound, series.back().error_bound);
+  }
+  rep.chebyshev_degree = kmax;
+  const auto accumulate = [&](std::size_t k, const std::vector<T>& u) {
+    for (std::size_t r = 0; r < times.size(); ++r) {
+      if (k >= series[r].coefficients.size()) continue;
+      const T c = static_cast<T>(series[r].coefficients[k]);
+      for (std::size_t i = 0; i < n; ++i) out(ix(r), ix(i)) += c * u[i];
+    }
+  };
+  out.setZero();
+  std::vector<T> u0 = x0, u1(n), u2(n), y(n);
+  accumulate(0, u0);
+  if (kmax == 0) return rep;
+  // b > 0 here: b = 0 gives α = 0 and degree 0 for every time.
+  const T two_over_b = static_cast<T>(2.0 / b);
+  op.apply(std::span<const T>(u0), std::span<T>(y));
+  for (std::size_t i = 0; i < n; ++i) u1[i] = two_over_b * y[i] - u0[i];
+  accumulate(1, u1);
+  rep.matvecs = 1;
+  for (std::size_t k = 2; k <= kmax; ++k) {
+    op.apply(std::span<const T>(u1), std::span<T>(y));
+    ++rep.matvecs;
+    for (std::size_t i = 0; i < n; ++i) u2[i] = T(2) * (two_over_b * y[i] - u1[i]) - u0[i];
+    accumulate(k, u2);
+    std::swap(u0, u1);
+    std::swap(u1, u2);
+  }
+  return rep;
+}
+
+/// \brief Multiscale diffusion returning a new (times.size() × n) matrix.
+template <laplacian_operator Op>
+[[nodiscard]] row_matrix<typename Op::value_type> heat_diffuse_multiscale(
+    const Op& op, std::span<const typename Op::value_type> x, std::span<const double> times,
+    const diffusion_options& options = {}, diffusion_report* report = nullptr) {
+  row_matrix<typename Op::value_type> out(static_cast<Eigen::Index>(times.size()),
+                                          static_cast<Eigen::Index>(op.size()));
+  const diffusion_report r = heat_diffuse_multiscale(op, x, times, out, options);
+  if (report) *report = r;
+  return out;
+}
+
+/// \brief out = exp(−tL)·x by `options.method`; `out` may alias `x`. Throws as
+/// `heat_diffuse_multiscale` (and `dimension_mismatch` for out).
+template <laplacian_operator Op>
+diffusion_report heat_diffuse(const Op& op, std::span<const typename Op::value_type> x, double t,
+                              std::span<typename Op::value_type> out,
+                              const diffusion_options& options = {}) {
+  require_dimension("out.size()", out.size(), op.size());
+  const double times[1] = {t};
+  return heat_diffuse_multiscale(op, x, std::span<const double>(times, 1),
+                                 matrix_view(out.data(), out.empty() ? 0 : 1, out.size()), options);
+}
+
+/// \brief exp(−tL)·x as a new vector.
+template <laplacian_operator Op>
+[[nodiscard]] std::vector<typename Op::value_type> heat_diffuse(
+    const Op& op, std::span<const typename Op::value_type> x, double t,
+    const diffusion_options& options = {}, diffusion_report* report = nullptr) {
+  std::vector<typename Op::value_type> out(op.size());
+  const diffusion_report r =
+      heat_diffuse(op, x, t, std::span<typename Op::value_type>(out), options);
+  if (report) *report = r;
+  return out;
+}
+
+/// \brief Explicit Euler with requested step `dt` (split automatically for stability).
+template <laplacian_operator Op>
+diffusion_report heat_euler(const Op& op, std::span<const typename Op::value_type> x, double t,
+                            double dt, std::span<typename Op::value_type> out) {
+  diffusion_options o;
+  o.method = diffusion_method::euler;
+  o.dt = dt;
+  return heat_diffuse(op, x, t, out, o);
+}
+
+/// \brief Chebyshev expansion to `tolerance` (see the file comment for the error bound).
+template <laplacian_operator Op>
+diffusion_report heat_chebyshev(const Op& op, std::span<const typename Op::value_type> x, double t,
+                                std::span<typename Op::value_type> out, double tolerance) {
+  diffusion_options o;
+  o.method = diffusion_method::chebyshev;
+  o.tolerance = tolerance;
+  return heat_diffuse(op, x, t, out, o);
+}
+
+/// \brief The diffusion energy of x under `op` (xᵀLx; xᵀD L_rw x for the random-walk form),
+/// non-increasing along exp(−tL)x. Throws `dimension_mismatch`.
+template <laplacian_operator Op>
+[[nodiscard]] typename Op::value_type diffusion_energy(const Op& op,
+                                                       std::span<const typename Op::value_type> x) {
+  return op.energy(x);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/pde/diffusion.hpp ----
+// ---- begin ruvector/attention/pde/diffusion_attention.hpp ----
+/// \file pde/diffusion_attention.hpp
+/// \brief Diffusion attention (theory 6): the logits are smoothed by heat diffusion on the kNN
+/// graph of the keys before the softmax, so keys that are close to each other share evidence.
+///
+///     s     = scale · K q                         (scale = 1/√d by default)
+///     s(t)  = exp(−t L) s                         (L: Laplacian of the kNN key graph)
+///     w(t)  = softmax(s(t)),   out(t) = Σ_j w_j(t) v_j
+///     out   = (1/m) Σ_{r<m} out(t_r)              (several times: multiscale, averaged)
+///
+/// (heat-kernel smoothing of a graph signal: Kondor & Lafferty 2002; Hammond et al. 2011;
+/// GRAND, Chamberlain et al. 2021, for diffusion as attention.) t = 0 reduces to scaled
+/// dot-product attention.
+///
+/// The key graph (exact kNN, O(n²·d), plus the CSR Laplacian) is built once by `prepare_keys`
+/// and reused for every query; each query then costs O(n·d) for the logits, K·O(nnz) for the
+/// diffusion (K = Chebyshev degree or Euler steps) and O(n·dv) for the output.
+///
+/// Conventions: k ≥ n is clamped to n − 1 (complete kNN graph); n = 1 is one isolated node
+/// (diffusion is the identity, the output is v_0). σ defaults to the median kNN distance (see
+/// pde/laplacian.hpp, which also documents isolated nodes). Softmax is max-subtracted
+/// (DESIGN §4). Times must be finite and ≥ 0; all numerical conventions of the diffusion are in
+/// pde/diffusion.hpp. With `check_finite` (default) NaN/Inf in the query, keys or values throws
+/// `non_finite_input` naming the first bad element (values are scanned only when a non-finite
+/// output is seen).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Configuration of `diffusion_attention`.
+template <attention_scalar T>
+struct diffusion_attention_config {
+  /// Neighbours per key in the kNN graph (≥ 1; ≥ n is clamped to n − 1).
+  std::size_t k = 16;
+  /// Kernel width σ (> 0); default: median kNN distance.
+  std::optional<T> sigma{};
+  /// Laplacian normalisation.
+  laplacian_type type = laplacian_type::symmetric_normalized;
+  /// Symmetrisation of the kNN relation.
+  knn_symmetrization symmetrize = knn_symmetrization::max;
+  /// Diffusion times (non-empty, each finite and ≥ 0); several = multiscale, outputs averaged.
+  std::vector<double> times{1.0};
+  /// Diffusion method.
+  diffusion_method method = diffusion_method::chebyshev;
+  /// Chebyshev tolerance (see pde/diffusion.hpp); default 1e-7 (float) / 1e-12 (double).
+  std::optional<double> tolerance{};
+  /// Requested Euler step (split automatically for stability).
+  double euler_dt = 0.1;
+  /// Logit scale; default 1/√dim.
+  std::optional<T> scale{};
+  /// Throw `non_finite_input` on NaN/Inf in the inputs.
+  bool check_finite = true;
+};
+
+/// \brief Keys prepared once for diffusion attention: a copy of the keys and their kNN
+/// Laplacian. Immutable; safe to share across threads.
+template <attention_scalar T>
+class diffusion_key_graph {
+ public:
+  /// Number of keys.
+  [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(keys_.rows()); }
+  /// Key dimension.
+  [[nodiscard]] std::size_t dim() const noexcept { return static_cast<std::size_t>(keys_.cols()); }
+  /// The keys (rows).
+  [[nodiscard]] const row_matrix<T>& keys() const noexcept { return keys_; }
+  /// The kNN Laplacian of the keys.
+  [[nodiscard]] const sparse_laplacian<T>& laplacian() const noexcept { return lap_; }
+
+ private:
+  template <attention_scalar>
+  friend class diffusion_attention;
+  diffusion_key_graph(row_matrix<T> keys, sparse_laplacian<T> lap)
+      : keys_(std::move(keys)), lap_(std::move(lap)) {}
+  row_matrix<T> keys_;
+  sparse_laplacian<T> lap_;
+};
+
+/// \brief Output of `diffusion_attention::compute_with_weights`.
+template <attention_scalar T>
+struct diffusion_attention_output {
+  std::vector<T> output;    ///< average over the times of the per-time outputs (length dv)
+  row_matrix<T> outputs;    ///< per-time outputs (times × dv)
+  row_matrix<T> weights;    ///< per-time softmax weights (times × n)
+  row_matrix<T> scores;     ///< per-time diffused logits exp(−tL)s (times × n)
+  diffusion_report report;  ///< what the diffusion did
+};
+
+/// \brief Single-query diffusion attention over a prepared key graph (see the file comment).
+/// Immutable and safe to share across threads.
+template <attention_scalar T = float>
+class diffusion_attention {
+ public:
+  using value_type = T;
+
+  /// \param dim query/key dimension; \param config see `diffusion_attention_config`.
+  /// Throws `invalid_config` for dim = 0, k = 0, no times, a bad time, σ, scale, dt or
+  /// tolerance.
+  explicit diffusion_attention(std::size_t dim, diffusion_attention_config<T> config = {})
+      : dim_(dim), config_(std::move(config)) {
+    require_config(dim_ > 0, "diffusion_attention: dim must be > 0");
+    require_at_most("dim", dim_, max_dimension);
+    require_config(config_.k >= 1, "diffusion_attention: k must be >= 1");
+    require_config(!config_.times.empty(), "diffusion_attention: times must not be empty");
+    for (double t : config_.times)
+      require_config(std::isfinite(t) && t >= 0.0,
+                     "diffusion_attention: every time must be finite and >= 0");
+    require_config(!config_.sigma || (std::isfinite(*config_.sigma) && *config_.sigma > T(0)),
+                   "diffusion_attention: sigma must be finite and > 0");
+    require_config(!config_.scale || std::isfinite(*config_.scale),
+                   "diffusion_attention: scale must be finite");
+    require_config(std::isfinite(config_.euler_dt) && config_.euler_dt > 0.0,
+                   "diffusion_attention: euler_dt must be finite and > 0");
+    if (config_.tolerance) {
+      const double tol = *config_.tolerance;
+      require_config(std::isfinite(tol) && tol >= 1e-15 && tol < 1.0,
+                     "diffusion_attention: tolerance must lie in [1e-15, 1)");
+    }
+    scale_ = config_.scale ? *config_.scale : T(1) / std::sqrt(static_cast<T>(dim_));
+    options_.method = config_.method;
+    options_.tolerance = config_.tolerance;
+    options_.dt = config_.euler_dt;
+  }
+
+  [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+  [[nodiscard]] const diffusion_attention_config<T>& config() const noexcept { return config_; }
+
+  /// \brief Builds the kNN Laplacian of `keys` (rows) once. Throws `dimension_mismatch`
+  /// (keys.cols() ≠ dim), `invalid_argument` (no keys), `non_finite_input`, `input_too_large`.
+  [[nodiscard]] diffusion_key_graph<T> prepare_keys(const matrix_cref<T>& keys) const {
+    require_non_empty("keys", static_cast<std::size_t>(keys.rows()));
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim_);
+    laplacian_options<T> lo;
+    lo.type = config_.type;
+    lo.sigma = config_.sigma;
+    lo.symmetrize = config_.symmetrize;
+    return diffusion_key_graph<T>(row_matrix<T>(keys),
+                                  sparse_laplacian<T>::from_keys(keys, config_.k, lo));
+  }
+
+  /// \brief Writes the (time-averaged) output into `out` (size = values.cols()). Throws
+  /// `dimension_mismatch` (query, values or out size), `non_finite_input`.
+  void compute_into(std::span<const T> query, const diffusion_key_graph<T>& graph,
+                    const matrix_cref<T>& values, std::span<T> out) const {
+    const std::size_t m = config_.times.size(), dv = static_cast<std::size_t>(values.cols());
+    require_dimension("out.size() (must equal values.cols())", out.size(), dv);
+    row_matrix<T> scores = diffused_scores(query, graph, values, nullptr);
+    std::fill(out.begin(), out.end(), T(0));
+    const std::size_t n = graph.size();
+    const auto& v = values;
+    for (std::size_t r = 0; r < m; ++r) {
+      T* w = scores.data() + r * n;
+      kernels::softmax(w, n);
+      kernels::weighted_row_sum(w, n, v.data(), dv, static_cast<std::size_t>(v.outerStride()), T(1),
+                                out.data());
+    }
+    if (m > 1) {
+      const T inv = T(1) / static_cast<T>(m);
+      for (T& o : out) o *= inv;
+    }
+    check_output(query, values, out);
+  }
+
+  /// \brief The (time-averaged) output for one query over prepared keys.
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query,
+                                       const diffusion_key_graph<T>& graph,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    compute_into(query, graph, values, out);
+    return out;
+  }
+
+  /// \brief The vector API of the other mechanisms: builds the key graph on every call
+  /// (O(n²·d)); prefer `prepare_keys` + `compute(query, graph, values)` for repeated queries.
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    return compute(query, prepare_keys(keys), values);
+  }
+
+  /// \brief Per-time outputs, weights and diffused logits, their average and the diffusion
+  /// report.
+  [[nodiscard]] diffusion_attention_output<T> compute_with_weights(
+      std::span<const T> query, const diffusion_key_graph<T>& graph,
+      const matrix_cref<T>& values) const {
+    const std::size_t m = config_.times.size(), dv = static_cast<std::size_t>(values.cols());
+    const std::size_t n = graph.size();
+    diffusion_attention_output<T> r;
+    r.scores = diffused_scores(query, graph, values, &r.report);
+    r.weights = r.scores;
+    r.outputs.resize(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(dv));
+    r.output.assign(dv, T(0));
+    for (std::size_t t = 0; t < m; ++t) {
+      T* w = r.weights.data() + t * n;
+      T* o = r.outputs.data() + t * dv;
+      kernels::softmax(w, n);
+      kernels::weighted_row_sum(w, n, values.data(), dv,
+                                static_cast<std::size_t>(values.outerStride()), T(0), o);
+      for (std::size_t c = 0; c < dv; ++c) r.output[c] += o[c];
+    }
+    const T inv = T(1) / static_cast<T>(m);
+    for (T& o : r.output) o *= inv;
+    check_output(query, values, r.output);
+    return r;
+  }
+
+  /// \brief Outputs for a batch of queries (rows), in parallel: (queries.rows() × dv).
+  [[nodiscard]] row_matrix<T> forward(const matrix_cref<T>& queries,
+                                      const diffusion_key_graph<T>& graph,
+                                      const matrix_cref<T>& values) const {
+    require_dimension("queries.cols()", static_cast<std::size_t>(queries.cols()), dim_);
+    const auto lq = static_cast<std::size_t>(queries.rows());
+    const auto dv = static_cast<std::size_t>(values.cols());
+    row_matrix<T> out(queries.rows(), values.cols());
+    parallel_for(0, lq, [&](std::size_t i) {
+      const T* row = queries.data() + static_cast<std::ptrdiff_t>(i) * queries.outerStride();
+      compute_into(std::span<const T>(row, dim_), graph, values,
+                   std::span<T>(out.data() + i * dv, dv));
+    });
+    return out;
+  }
+
+ private:
+  // Validates, forms s = scale·K q and diffuses it to every time: (times × n).
+  row_matrix<T> diffused_scores(std::span<const T> query, const diffusion_key_graph<T>& graph,
+                                const matrix_cref<T>& values, diffusion_report* report) const {
+    const std::size_t n = graph.size();
+    require_dimension("query.size()", query.size(), dim_);
+    require_dimension("graph.dim() (keys prepared for another dimension)", graph.dim(), dim_);
+    require_dimension("values.rows() (must equal the number of keys)",
+                      static_cast<std::size_t>(values.rows()), n);
+    if (config_.check_finite) require_finite("query", query);
+    std::vector<T> s(n);
+    const auto& k = graph.keys();
+    kernels::row_dots(k.data(), n, dim_, dim_, query.data(), scale_, s.data());
+    if (!kernels::all_finite(s.data(), n)) require_finite("query", query);  // NaN without check
+    const std::span<const double> times(config_.times);
+    row_matrix<T> scores(static_cast<Eigen::Index>(times.size()), static_cast<Eigen::Index>(n));
+    const diffusion_report rep =
+        heat_diffuse_multiscale(graph.laplacian(), std::span<const T>(s), times, scores, options_);
+    if (report) *report = rep;
+    return scores;
+  }
+
+  // Names the first non-finite value if the output is not finite.
+  void check_output(std::span<const T> query, const matrix_cref<T>& values,
+                    std::span<const T> out) const {
+    if (!config_.check_finite || kernels::all_finite(out.data(), out.size())) return;
+    require_finite("query", query);
+    require_finite("values", values.data(), static_cast<std::size_t>(values.rows()),
+                   static_cast<std::size_t>(values.cols()), values.outerStride());
+  }
+
+  std::size_t dim_;
+  diffusion_attention_config<T> config_;
+  T scale_ = T(1);
+  diffusion_options options_{};
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/pde/diffusion_attention.hpp ----
+// ---- end ruvector/attention/pde.hpp ----
 // ---- begin ruvector/attention/sparse.hpp ----
 /// \file sparse.hpp
 /// \brief Entry header of the sparse family: flash attention, exact partial merges and ring
@@ -13603,3 +18800,1699 @@ class multi_head_attention {
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/standard/multi_head.hpp ----
 // ---- end ruvector/attention/standard.hpp ----
+// ---- begin ruvector/attention/topology.hpp ----
+/// \file topology.hpp
+/// \brief Entry header of the topology family (theory 3): window-coherence metrics over a kNN
+/// graph of the keys, the Stable / Cautious / Freeze policy with hysteresis, and gated attention
+/// whose mode persists across calls.
+
+// ---- begin ruvector/attention/topology/gated_attention.hpp ----
+/// \file topology/gated_attention.hpp
+/// \brief Topology-gated attention: single-query attention whose form is chosen by a persistent
+/// gate driven by the window coherence of the keys and the query's attention weights.
+///
+/// Per call, with scores s_j = scale·(q·k_j) (scale = 1/√d by default) and the mode m chosen by
+/// the policy (topology/policy.hpp):
+/// - **stable**: full scaled dot-product attention (Vaswani et al. 2017),
+///       w_j = softmax(s)_j = exp(s_j − max s) / Σ_l exp(s_l − max s),   out = Σ_j w_j·v_j.
+/// - **cautious**: top-k sparse attention: T = the k' = min(top_k, n) keys with the largest
+///   scores (ties to the smaller index), w_j = exp(s_j − max_T s) / Σ_{l∈T} exp(s_l − max_T s)
+///   for j ∈ T and 0 otherwise (the full softmax restricted to T and renormalised).
+/// - **freeze**: the uniform average of the values of the f' = min(freeze_k, n) keys nearest to
+///   the query in Euclidean distance ‖q − k_j‖ (ties to the smaller index): w_j = 1/f' on them.
+///   Why: when the window is incoherent the scores themselves are suspect (their sharpness depends
+///   on scale and magnitudes that the gate just judged unreliable). The fallback ignores score
+///   magnitudes entirely, is a convex combination of a few values of keys that are *geometrically*
+///   close to the query (a kNN-regression estimate: bounded by the values, no amplification,
+///   low variance), and does not move abruptly under small perturbations of distant keys.
+///
+/// ## The gate (state persists across calls)
+/// The policy state (mode, call counter, dwell, last metrics) lives in a block shared by the
+/// object and its copies and guarded by a `std::mutex`; `compute*` are `const` because the
+/// *configuration* is immutable, and so the type models `attention_mechanism`, but each call
+/// advances the shared gate. Copies share the gate (a copied handle never forgets its state);
+/// `fork()` makes an independent gate starting from a snapshot of the current state.
+///
+/// Call t (numbered from 0 since construction or `reset()`) is an update call iff
+/// t mod update_period = 0. On an update call the full softmax weights a of *this* query are
+/// computed, the coherence metrics (topology/coherence.hpp) of (keys, a) are computed and the
+/// policy is stepped; the mode after the step is used for this call's output. Other calls use the
+/// held mode and skip the metrics. Concurrent calls are safe: each call takes the next position
+/// in one shared call sequence under the lock; an update call keeps the lock while it computes the
+/// metrics, so the modes observed by concurrent calls are exactly those of some serial order of
+/// the calls (which order is up to the scheduler). The output itself is computed outside the lock.
+///
+/// ## Cost per call (n keys, d = key width, dv = value width, k = kNN neighbours)
+/// scores O(n·d); stable O(n·dv); cautious O(n + k' log k' + k'·dv); freeze O(n·d + f'·dv).
+/// Update calls add O(n log n + n·k) for the metrics plus, with a raw key matrix, the kNN graph
+/// O(n²·d) and edge cosines O(n·k·d) — rebuilt on every update because the key set may change
+/// between calls. To pay that once per key set, build `coherence_keys` (coherence.hpp: a copy of
+/// the keys with their kNN graph) and pass it instead of the key matrix; it owns its keys, so it
+/// can never describe a different key set than the one the scores use.
+///
+/// ## Validation and errors
+/// `dimension_mismatch` for a query/key/value shape mismatch, `invalid_argument` for empty keys or
+/// values, `non_finite_input` (with `check_finite`, the default) for NaN/Inf in the query, keys or
+/// values — all before the gate is touched, so a call that throws on its inputs leaves the gate
+/// unchanged. `invalid_config` for a bad configuration (dim = 0, top_k = 0, freeze_k = 0,
+/// non-positive/non-finite scale, bad coherence or policy config). n = 1 is valid (every mode
+/// returns v_0; the kNN graph is empty, so the metrics are 0 and the coherence is 1); top_k ≥ n
+/// or freeze_k ≥ n clamp to n (cautious then equals stable).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+// ---- begin ruvector/attention/topology/policy.hpp ----
+/// \file topology/policy.hpp
+/// \brief The gating policy of topology-gated attention: a three-mode state machine driven by the
+/// window-coherence score (topology/coherence.hpp), with hysteresis, an update period and an
+/// optional minimum dwell.
+///
+/// ## Modes (from least to most restrictive)
+/// - `stable`   — coherent window: full softmax attention.
+/// - `cautious` — doubtful window: top-k sparse attention.
+/// - `freeze`   — incoherent window: a conservative fallback (see gated_attention.hpp).
+///
+/// ## State machine (`next_mode`), thresholds c2 < c1, hysteresis h ≥ 0, coherence c ∈ [0, 1]
+/// - stable:   c < c2 → freeze; else c < c1 → cautious; else stable.
+/// - cautious: c < c2 → freeze; else c > c1 + h → stable; else cautious.
+/// - freeze:   c > c2 + h → cautious; else freeze.
+/// Entering a more restrictive mode uses the bare thresholds (strict `<`); leaving one needs the
+/// score to clear the threshold by more than h (strict `>`), so a score oscillating around a
+/// threshold by less than h cannot make the mode flap. Recovery from freeze is one step per update
+/// (freeze → cautious → stable), degradation may jump (stable → freeze).
+///
+/// ## Update period and dwell (`topology_policy`)
+/// Calls are numbered 0, 1, 2, … since construction or `reset()`. Call t is an *update* iff
+/// t mod N = 0 (N = `update_period` ≥ 1): only then is the coherence computed and the state
+/// machine stepped; between updates the mode is held. So the mode can change only at calls
+/// 0, N, 2N, …, and the first call is always an update.
+/// With `min_dwell` = D ≥ 1, a *relaxing* transition (freeze → cautious, cautious → stable) is
+/// suppressed until the mode has been held for at least D updates after the one that entered it;
+/// tightening transitions are never delayed. `dwell()` counts the updates since the current mode
+/// was entered (the entering update excluded; 0 after construction/reset, mode `stable`).
+///
+/// Validation (`policy_config::validate`, `invalid_config`): all values finite,
+/// 0 ≤ c2 < c1 ≤ 1, h ≥ 0, N ≥ 1. (c1 + h ≥ 1 is legal and means cautious never returns to
+/// stable.)
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+
+
+namespace ruvector::attention {
+
+/// \brief The three gate modes, ordered from least to most restrictive.
+enum class topology_mode : std::uint8_t { stable = 0, cautious = 1, freeze = 2 };
+
+/// \brief "stable", "cautious" or "freeze".
+[[nodiscard]] constexpr const char* to_string(topology_mode m) noexcept {
+  switch (m) {
+    case topology_mode::stable:
+      return "stable";
+    case topology_mode::cautious:
+      return "cautious";
+    case topology_mode::freeze:
+      return "freeze";
+  }
+  return "unknown";
+}
+
+/// \brief Thresholds, hysteresis, update period and dwell of the policy (see the file comment).
+struct policy_config {
+  double cautious_threshold = 0.5;  ///< c1: enter cautious when coherence < c1
+  double freeze_threshold = 0.3;    ///< c2 < c1: enter freeze when coherence < c2
+  double hysteresis = 0.05;         ///< h ≥ 0: leave a mode only when coherence > threshold + h
+  std::size_t update_period = 1;    ///< N ≥ 1: metrics recomputed on calls 0, N, 2N, …
+  std::size_t min_dwell = 0;        ///< D: updates to hold a mode before relaxing it (0 = none)
+
+  /// Throws `invalid_config` naming the offending field.
+  void validate() const {
+    require_config(std::isfinite(cautious_threshold) && std::isfinite(freeze_threshold) &&
+                       std::isfinite(hysteresis),
+                   "policy_config thresholds and hysteresis must be finite");
+    require_config(freeze_threshold >= 0.0 && freeze_threshold < cautious_threshold &&
+                       cautious_threshold <= 1.0,
+                   "policy_config requires 0 <= freeze_threshold < cautious_threshold <= 1");
+    require_config(hysteresis >= 0.0, "policy_config.hysteresis must be >= 0");
+    require_config(update_period >= 1, "policy_config.update_period must be >= 1");
+  }
+};
+
+/// \brief One step of the state machine (pure; no period or dwell). Throws `invalid_argument`
+/// for a NaN coherence and `invalid_config` for an invalid `config`.
+[[nodiscard]] inline topology_mode next_mode(topology_mode current, double coherence,
+                                             const policy_config& config) {
+  config.validate();
+  require_argument(!std::isnan(coherence), "next_mode: coherence is NaN");
+  const double c1 = config.cautious_threshold, c2 = config.freeze_threshold, h = config.hysteresis;
+  switch (current) {
+    case topology_mode::stable:
+      if (coherence < c2) return topology_mode::freeze;
+      if (coherence < c1) return topology_mode::cautious;
+      return topology_mode::stable;
+    case topology_mode::cautious:
+      if (coherence < c2) return topology_mode::freeze;
+      if (coherence > c1 + h) return topology_mode::stable;
+      return topology_mode::cautious;
+    case topology_mode::freeze:
+      if (coherence > c2 + h) return topology_mode::cautious;
+      return topology_mode::freeze;
+  }
+  throw invalid_argument("invalid argument: next_mode: unknown current mode");
+}
+
+/// \brief What one call to `topology_policy::step` did.
+struct policy_step {
+  topology_mode mode = topology_mode::stable;  ///< the mode for this call (after any update)
+  bool updated = false;                        ///< this call was an update call
+  std::size_t call_index = 0;                  ///< the call's number since construction/reset
+};
+
+/// \brief The stateful policy: counts calls, steps `next_mode` on update calls, applies the
+/// minimum dwell. Not synchronised: guard it externally when shared (topology_gated_attention
+/// does, with a mutex).
+class topology_policy {
+ public:
+  /// Throws `invalid_config` for an invalid `config`.
+  explicit topology_policy(const policy_config& config = {}) : config_(config) {
+    config_.validate();
+  }
+
+  [[nodiscard]] const policy_config& config() const noexcept { return config_; }
+  [[nodiscard]] topology_mode mode() const noexcept { return mode_; }
+  /// Calls counted since construction or `reset()`.
+  [[nodiscard]] std::size_t calls() const noexcept { return calls_; }
+  /// Updates the current mode has been held for (the entering update excluded).
+  [[nodiscard]] std::size_t dwell() const noexcept { return dwell_; }
+  /// True iff the next call is an update call.
+  [[nodiscard]] bool update_due() const noexcept { return calls_ % config_.update_period == 0; }
+  /// The coherence of the last update (empty before the first).
+  [[nodiscard]] std::optional<double> last_coherence() const noexcept { return last_; }
+
+  /// Counts one call. On an update call, invokes `coherence_fn()` (→ double) and steps the state
+  /// machine; otherwise does not invoke it and holds the mode. If `coherence_fn` throws, the
+  /// state is unchanged (the call is not counted).
+  template <class F>
+  policy_step step(F&& coherence_fn) {
+    policy_step r{mode_, update_due(), calls_};
+    if (r.updated) {
+      const double c = static_cast<double>(std::forward<F>(coherence_fn)());
+      topology_mode proposed = next_mode(mode_, c, config_);  // throws on NaN: state unchanged
+      const bool relaxing = static_cast<int>(proposed) < static_cast<int>(mode_);
+      if (relaxing && dwell_ < config_.min_dwell) proposed = mode_;
+      if (proposed != mode_) {
+        mode_ = proposed;
+        dwell_ = 0;
+      } else {
+        ++dwell_;
+      }
+      last_ = c;
+      r.mode = mode_;
+    }
+    ++calls_;
+    return r;
+  }
+
+  /// Counts one call with an already computed coherence (used only if the call is an update).
+  policy_step observe(double coherence) {
+    return step([coherence] { return coherence; });
+  }
+
+  /// Back to mode `stable`, call 0, dwell 0, no last coherence.
+  void reset() noexcept {
+    mode_ = topology_mode::stable;
+    calls_ = 0;
+    dwell_ = 0;
+    last_.reset();
+  }
+
+ private:
+  policy_config config_;
+  topology_mode mode_ = topology_mode::stable;
+  std::size_t calls_ = 0;
+  std::size_t dwell_ = 0;
+  std::optional<double> last_{};
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/topology/policy.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief Configuration of `topology_gated_attention` (the key width is a constructor argument).
+template <attention_scalar T>
+struct topology_gated_config {
+  std::optional<T> scale{};      ///< logit scale; default 1/√dim (must be finite and > 0)
+  std::size_t top_k = 8;         ///< cautious: keys kept (≥ 1; clamped to n)
+  std::size_t freeze_k = 4;      ///< freeze: nearest keys averaged (≥ 1; clamped to n)
+  coherence_config coherence{};  ///< metrics of the gate (k of the kNN graph, τ, weights)
+  policy_config policy{};        ///< thresholds, hysteresis, update period, dwell
+  bool check_finite = true;      ///< throw `non_finite_input` on NaN/Inf inputs
+};
+
+/// \brief Everything one gated call did.
+template <attention_scalar T>
+struct gated_output {
+  std::vector<T> output;                       ///< attention output (length dv)
+  std::vector<T> weights;                      ///< the weights used (length n, zeros off-support)
+  topology_mode mode = topology_mode::stable;  ///< the mode used for this call
+  bool updated = false;                        ///< metrics recomputed (an update call)
+  std::optional<coherence_metrics> metrics;    ///< the metrics, on update calls only
+  std::size_t call_index = 0;                  ///< position in the gate's call sequence
+};
+
+namespace detail {
+
+// Indices of the `kk` best of n keys under `better(a, b)` (a strict total order), sorted by index.
+template <class Better>
+void select_best(std::size_t n, std::size_t kk, std::vector<std::uint32_t>& idx, Better better) {
+  idx.resize(n);
+  std::iota(idx.begin(), idx.end(), 0u);
+  if (kk < n) {
+    std::nth_element(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(kk), idx.end(), better);
+    idx.resize(kk);
+  }
+  std::sort(idx.begin(), idx.end());
+}
+
+}  // namespace detail
+
+/// \brief Topology-gated single-query attention (see the file comment). Thread-safe; copies
+/// share the gate.
+template <attention_scalar T = float>
+class topology_gated_attention {
+ public:
+  using value_type = T;
+
+  /// \param dim query/key width (> 0). Throws `invalid_config` for a bad configuration.
+  explicit topology_gated_attention(std::size_t dim, const topology_gated_config<T>& config = {})
+      : dim_(dim), config_(config) {
+    require_config(dim > 0, "topology_gated_attention: dim must be > 0");
+    require_at_most("dim", dim, max_dimension);
+    require_config(config.top_k >= 1, "topology_gated_config.top_k must be >= 1");
+    require_config(config.freeze_k >= 1, "topology_gated_config.freeze_k must be >= 1");
+    if (config.scale) {
+      require_config(std::isfinite(*config.scale) && *config.scale > T(0),
+                     "topology_gated_config.scale must be finite and > 0");
+    }
+    config.coherence.validate();
+    config.policy.validate();
+    scale_ = config.scale ? *config.scale : T(1) / std::sqrt(static_cast<T>(dim));
+    state_ = std::make_shared<gate_state>(config.policy);
+  }
+
+  [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+  [[nodiscard]] const topology_gated_config<T>& config() const noexcept { return config_; }
+
+  /// The gate's current mode (the one the next non-update call would use).
+  [[nodiscard]] topology_mode mode() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->policy.mode();
+  }
+  /// Calls counted since construction or `reset()`.
+  [[nodiscard]] std::size_t calls() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->policy.calls();
+  }
+  /// The metrics of the last update call (empty before the first).
+  [[nodiscard]] std::optional<coherence_metrics> last_metrics() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->last_metrics;
+  }
+  /// Resets the shared gate: mode stable, call 0, no metrics (affects every copy).
+  void reset() const {
+    std::lock_guard lock(state_->mutex);
+    state_->policy.reset();
+    state_->last_metrics.reset();
+  }
+  /// An independent gate with the same configuration, starting from a snapshot of this state.
+  [[nodiscard]] topology_gated_attention fork() const {
+    topology_gated_attention copy(dim_, config_);
+    std::lock_guard lock(state_->mutex);
+    copy.state_->policy = state_->policy;
+    copy.state_->last_metrics = state_->last_metrics;
+    return copy;
+  }
+
+  /// \brief Gated attention output for one query over a raw key matrix (kNN rebuilt on update
+  /// calls).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const matrix_cref<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    run(query, keys, nullptr, values, out, {});
+    return out;
+  }
+
+  /// \brief Gated attention output over prepared keys (kNN graph reused on update calls).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query, const coherence_keys<T>& keys,
+                                       const matrix_cref<T>& values) const {
+    std::vector<T> out(static_cast<std::size_t>(values.cols()));
+    run(query, keys.keys(), &keys, values, out, {});
+    return out;
+  }
+
+  /// \brief Output, weights used, mode, and (on update calls) the metrics.
+  [[nodiscard]] gated_output<T> compute_detailed(std::span<const T> query,
+                                                 const matrix_cref<T>& keys,
+                                                 const matrix_cref<T>& values) const {
+    gated_output<T> r;
+    r.output.resize(static_cast<std::size_t>(values.cols()));
+    r.weights.resize(static_cast<std::size_t>(keys.rows()));
+    run(query, keys, nullptr, values, r.output, r.weights, &r);
+    return r;
+  }
+
+  /// \brief `compute_detailed` over prepared keys.
+  [[nodiscard]] gated_output<T> compute_detailed(std::span<const T> query,
+                                                 const coherence_keys<T>& keys,
+                                                 const matrix_cref<T>& values) const {
+    gated_output<T> r;
+    r.output.resize(static_cast<std::size_t>(values.cols()));
+    r.weights.resize(keys.size());
+    run(query, keys.keys(), &keys, values, r.output, r.weights, &r);
+    return r;
+  }
+
+ private:
+  struct gate_state {
+    explicit gate_state(const policy_config& p) : policy(p) {}
+    std::mutex mutex;
+    topology_policy policy;
+    std::optional<coherence_metrics> last_metrics;
+  };
+
+  void validate(std::span<const T> query, const matrix_cref<T>& keys,
+                const matrix_cref<T>& values) const {
+    const auto n = static_cast<std::size_t>(keys.rows());
+    require_dimension("query.size()", query.size(), dim_);
+    require_non_empty("keys", n);
+    require_at_most("keys.rows()", n, max_sequence_length);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim_);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), n);
+    require_non_empty("values.cols()", static_cast<std::size_t>(values.cols()));
+  }
+
+  // The whole call; `weights` (empty or length n) receives the weights used; `info` (optional)
+  // receives mode/updated/metrics/call index.
+  void run(std::span<const T> query, const matrix_cref<T>& keys, const coherence_keys<T>* prepared,
+           const matrix_cref<T>& values, std::span<T> out, std::span<T> weights,
+           gated_output<T>* info = nullptr) const {
+    validate(query, keys, values);
+    const auto n = static_cast<std::size_t>(keys.rows());
+    const auto dv = static_cast<std::size_t>(values.cols());
+    const auto ldk = static_cast<std::size_t>(keys.outerStride());
+    const auto ldv = static_cast<std::size_t>(values.outerStride());
+
+    // Scores s_j = scale·q·k_j. Finite scores ⇔ finite q and keys (0·Inf = NaN propagates); an
+    // overflow of finite inputs is reported by the diagnosis.
+    T* s = detail::thread_scratch<T, 0>(n);
+    kernels::row_dots(keys.data(), n, dim_, ldk, query.data(), scale_, s);
+    if (config_.check_finite) {
+      if (!kernels::all_finite(s, n)) detail::diagnose_vector_inputs<T>(query, keys, values);
+      // Values are scanned up front (every mode; O(n·dv)) so a bad input never advances the gate.
+      bool values_ok = true;
+      if (ldv == dv) {
+        values_ok = kernels::all_finite(values.data(), n * dv);
+      } else {
+        for (std::size_t j = 0; j < n && values_ok; ++j)
+          values_ok = kernels::all_finite(values.data() + j * ldv, dv);
+      }
+      if (!values_ok) require_finite("values", values.data(), n, dv, values.outerStride());
+    }
+
+    // Full softmax weights, computed at most once per call (update calls and stable mode).
+    T* full = detail::thread_scratch<T, 1>(n);
+    bool have_full = false;
+    const auto full_weights = [&] {
+      if (!have_full) {
+        std::copy(s, s + n, full);
+        kernels::softmax(full, n);
+        have_full = true;
+      }
+    };
+
+    policy_step step;
+    std::optional<coherence_metrics> metrics;
+    {
+      std::lock_guard lock(state_->mutex);
+      step = state_->policy.step([&] {
+        full_weights();
+        const std::span<const T> a(full, n);
+        metrics = prepared ? compute_coherence(*prepared, a, config_.coherence)
+                           : compute_coherence(coherence_keys<T>(keys, config_.coherence.k), a,
+                                               config_.coherence);
+        return metrics->coherence;
+      });
+      if (step.updated) state_->last_metrics = metrics;
+    }
+
+    // Output of the chosen mode.
+    std::fill(out.begin(), out.end(), T(0));
+    if (!weights.empty()) std::fill(weights.begin(), weights.end(), T(0));
+    switch (step.mode) {
+      case topology_mode::stable: {
+        full_weights();
+        kernels::weighted_row_sum(full, n, values.data(), dv, ldv, T(0), out.data());
+        if (!weights.empty()) std::copy(full, full + n, weights.begin());
+        break;
+      }
+      case topology_mode::cautious: {
+        thread_local std::vector<std::uint32_t> idx;
+        const std::size_t kk = std::min(config_.top_k, n);
+        detail::select_best(n, kk, idx, [s](std::uint32_t a, std::uint32_t b) {
+          return s[a] > s[b] || (s[a] == s[b] && a < b);
+        });
+        T m = -std::numeric_limits<T>::infinity();
+        for (auto j : idx) m = std::max(m, s[j]);
+        T* e = full;  // reuse as the k' exponentials (full weights are not needed any more)
+        T l = T(0);
+        for (std::size_t r = 0; r < kk; ++r) {
+          e[r] = std::exp(s[idx[r]] - m);
+          l += e[r];
+        }
+        for (std::size_t r = 0; r < kk; ++r) {
+          const T w = e[r] / l;
+          kernels::axpy(w, values.data() + idx[r] * ldv, out.data(), dv);
+          if (!weights.empty()) weights[idx[r]] = w;
+        }
+        break;
+      }
+      case topology_mode::freeze: {
+        thread_local std::vector<std::uint32_t> idx;
+        const std::size_t kk = std::min(config_.freeze_k, n);
+        T* dist = full;
+        kernels::row_squared_distances(keys.data(), n, dim_, ldk, query.data(), dist);
+        detail::select_best(n, kk, idx, [dist](std::uint32_t a, std::uint32_t b) {
+          return dist[a] < dist[b] || (dist[a] == dist[b] && a < b);
+        });
+        const T w = T(1) / static_cast<T>(kk);
+        for (auto j : idx) {
+          kernels::axpy(w, values.data() + j * ldv, out.data(), dv);
+          if (!weights.empty()) weights[j] = w;
+        }
+        break;
+      }
+    }
+    if (config_.check_finite && !kernels::all_finite(out.data(), dv))
+      detail::diagnose_vector_inputs<T>(query, keys, values);
+    if (info) {
+      info->mode = step.mode;
+      info->updated = step.updated;
+      info->metrics = metrics;
+      info->call_index = step.call_index;
+    }
+  }
+
+  std::size_t dim_;
+  topology_gated_config<T> config_;
+  T scale_{};
+  std::shared_ptr<gate_state> state_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/topology/gated_attention.hpp ----
+// ---- end ruvector/attention/topology.hpp ----
+// ---- begin ruvector/attention/transport.hpp ----
+/// \file transport.hpp
+/// \brief Entry header of the optimal-transport family (theory 1): log-domain Sinkhorn, Sinkhorn
+/// attention (Sinkformers), sliced-Wasserstein attention over multi-vector sets, k-means and
+/// centroid OT attention.
+
+// ---- begin ruvector/attention/transport/centroid_ot.hpp ----
+/// \file transport/centroid_ot.hpp
+/// \brief Centroid optimal-transport attention: queries attend to a k-means summary of the keys,
+/// with the weights given by semi-unbalanced entropic OT between the query batch and the
+/// clusters (Chizat, Peyré, Schmitzer & Vialard 2018, "Scaling algorithms for unbalanced optimal
+/// transport problems", Math. Comp. 87).
+///
+/// Key side (`centroid_key_set`, built once): keys k_1..k_n are clustered into M clusters with
+/// centroids c_m, masses μ_m = |m|/n, member lists and value means v̄_m = (1/|m|) Σ_{j∈m} v_j.
+///
+/// Query side (per batch Q of Lq queries), with a_i = 1/Lq:
+///
+///     C_im = ‖q_i − c_m‖² / τ
+///     P = argmin_{P ≥ 0, P1 = a}  ⟨P, C⟩ + ε·KL(P ‖ a μᵀ) + ρ·KL(Pᵀ1 ‖ μ)
+///
+/// Rows carry exactly 1/Lq each; the cluster marginal is only pulled toward μ with strength ρ:
+/// ρ → ∞ is balanced OT (every cluster receives attention in proportion to its size across the
+/// batch — a capacity constraint), ρ = 0 decouples the queries into mass-weighted softmaxes
+/// w_im ∝ μ_m exp(−C_im/ε). With P_im = a_i μ_m exp((f_i + g_m − C_im)/ε) the log-domain scaling
+/// iterations are
+///
+///     f_i ← −ε · LSE_m( log μ_m + (g_m − C_im)/ε )                      (rows exact)
+///     g_m ← −(ρ/(ρ+ε)) · ε · LSE_i( log a_i + (f_i − C_im)/ε )         (prox of ρ·KL, damped)
+///
+/// (ρ = +inf gives factor 1, i.e. plain Sinkhorn; ρ = 0 gives g = 0.) At the fixed point
+/// g_m = −ρ·log(ν_m/μ_m) with ν = Pᵀ1. Output: query i's weight on cluster m is w_im = Lq·P_im
+/// (Σ_m w_im = 1), each key j of cluster m gets w_im/|m|, so
+///
+///     out_i = Σ_m w_im · v̄_m.
+///
+/// For a single query the problem has the closed form w_m ∝ μ_m·exp(−C_m/(ε + ρ)) (w = μ for
+/// ρ = ∞), which `compute` uses directly; `compute_batch` always iterates.
+///
+/// Parameters (`centroid_ot_config`):
+/// - ε (`epsilon` > 0): entropic regularisation in cost units; the effective softmax temperature
+///   is ε·τ. Smaller ε → sharper weights and more iterations.
+/// - ρ (`rho` ∈ [0, +inf]): strength of the cluster-capacity constraint (see above).
+/// - τ (`temperature` > 0, default 2√d): cost scale. With τ = 2√d and ε = 1,
+///   exp(−C_im) ∝ exp(q_i·c_m/√d − ‖c_m‖²/(2√d)), i.e. scaled dot-product logits with a norm
+///   penalty on the centroid.
+/// - `max_iterations` ≥ 1 and `tolerance` ≥ 0: iterations stop when the row-marginal L1 error of
+///   the plan before the last f-update, Σ_i a_i |exp((f_i − f_i')/ε) − 1|, is ≤ tolerance. The
+///   rate is linear with factor ≈ ρ/(ρ+ε) (slow only for ρ ≫ ε). The returned weights always come
+///   after an f-update, so every row sums to 1 up to rounding.
+///
+/// Conventions: iterations in double; empty clusters (μ_m = 0, possible only with an explicit
+/// clustering) are excluded — weight exactly 0, never NaN. Cost: O(Lq·M·d) for the costs,
+/// O(Lq·M) per iteration, O(Lq·M·dv) for the output and O(Lq·n) only if per-key weights are
+/// requested; clustering once is O(n·M·d·iterations).
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <type_traits>
+#include <vector>
+
+// ---- begin ruvector/attention/transport/kmeans.hpp ----
+/// \file transport/kmeans.hpp
+/// \brief k-means clustering: k-means++ seeding (Arthur & Vassilvitskii 2007) followed by Lloyd
+/// iterations (Lloyd 1982), minimising the inertia
+///
+///     J(c, a) = Σ_i ‖x_i − c_{a(i)}‖²   over centroids c_1..c_M and assignments a(i) ∈ {0..M−1}.
+///
+/// Seeding: the first centroid is a uniformly drawn point; each next one is point i with
+/// probability D(x_i)² / Σ_j D(x_j)², D = distance to the nearest centroid chosen so far (if every
+/// D is 0 — duplicates — a uniformly drawn point). All draws come from `ra::rng(seed)`, and every
+/// reduction is done in a fixed order, so the result depends only on the inputs and the seed (not
+/// on the thread count).
+///
+/// One Lloyd iteration: (1) assign each point to its nearest centroid (ties → lowest index);
+/// stop if no assignment changed; (2) re-seed empty clusters; (3) move each centroid to the mean
+/// of its points (sums in double); (4) record the inertia of (centroids, assignment); stop when it
+/// decreased by at most `tolerance` × the previous value. J never increases from one iteration to
+/// the next (steps 1–3 each minimise J over one block of variables).
+///
+/// Empty clusters: a cluster left without points in step (1) is re-seeded with the point farthest
+/// from its current centroid among clusters that keep ≥ 2 points (ties → lowest index); that point
+/// moves to the empty cluster, whose centroid becomes that point in step (3). Hence every returned
+/// cluster has ≥ 1 point. With fewer distinct points than clusters, several centroids coincide.
+///
+/// Sizes: 1 ≤ M ≤ n is required (M > n throws `invalid_argument`; no silent clamp); M = n gives
+/// one point per cluster. Distances are computed in T with the xsimd `row_squared_distances`
+/// kernel; the assignment step runs in parallel over chunks of points.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <type_traits>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Parameters of `kmeans`.
+struct kmeans_options {
+  /// Number of clusters M, 1 ≤ M ≤ number of points.
+  std::size_t clusters = 8;
+  /// Cap on Lloyd iterations (≥ 1).
+  std::size_t max_iterations = 100;
+  /// Stop when the inertia decreases by at most tolerance × its previous value (≥ 0).
+  double tolerance = 1e-6;
+  /// Seed of the k-means++ draws.
+  std::uint64_t seed = 0x5eed;
+  /// Throw `non_finite_input` on NaN/Inf in the points.
+  bool check_finite = true;
+};
+
+/// \brief The result of `kmeans`.
+template <class T>
+struct kmeans_result {
+  row_matrix<T> centroids;                ///< M × d; row m = mean of cluster m's points
+  std::vector<std::uint32_t> assignment;  ///< cluster of each point (length n)
+  std::vector<std::size_t> sizes;         ///< points per cluster (length M, each ≥ 1)
+  double inertia = 0.0;  ///< Σ_i ‖x_i − c_{a(i)}‖² of the returned clustering
+  std::vector<double> inertia_history;  ///< inertia after each iteration's update step
+  std::size_t iterations = 0;           ///< Lloyd iterations with an update step
+  std::size_t reseeded = 0;             ///< empty clusters re-seeded (over all iterations)
+  bool converged = false;               ///< stopped by stability/tolerance, not by the cap
+};
+
+namespace detail {
+
+/// Calls f(begin, end) over contiguous chunks of [0, n) of at least `grain` items, in parallel.
+template <class F>
+void kmeans_ranges(std::size_t n, std::size_t grain, F&& f) {
+  const std::size_t by_grain = (n + grain - 1) / std::max<std::size_t>(grain, 1);
+  const std::size_t chunks =
+      std::min<std::size_t>(by_grain, 4 * static_cast<std::size_t>(num_threads()));
+  if (chunks <= 1) {
+    f(std::size_t{0}, n);
+    return;
+  }
+  parallel_for(0, chunks, [&](std::size_t c) { f(n * c / chunks, n * (c + 1) / chunks); });
+}
+
+/// Σ_c (x[c] − y[c])² in double.
+template <class T>
+double kmeans_sq_dist(const T* x, const T* y, std::size_t d) noexcept {
+  double s = 0.0;
+  for (std::size_t c = 0; c < d; ++c) {
+    const double t = static_cast<double>(x[c]) - static_cast<double>(y[c]);
+    s += t * t;
+  }
+  return s;
+}
+
+}  // namespace detail
+
+/// \brief k-means++ seeding and Lloyd iterations over the rows of `points`; see the file comment.
+template <attention_scalar T>
+[[nodiscard]] kmeans_result<T> kmeans(const std::type_identity_t<matrix_cref<T>>& points,
+                                      const kmeans_options& options) {
+  const auto n = static_cast<std::size_t>(points.rows());
+  const auto d = static_cast<std::size_t>(points.cols());
+  require_config(options.clusters >= 1, "kmeans: clusters must be >= 1");
+  require_config(options.max_iterations >= 1, "kmeans: max_iterations must be >= 1");
+  require_config(options.tolerance >= 0.0 && std::isfinite(options.tolerance),
+                 "kmeans: tolerance must be finite and >= 0");
+  require_non_empty("points", n);
+  require_non_empty("points.cols()", d);
+  require_at_most("points.rows()", n, std::min<std::size_t>(max_sequence_length, UINT32_MAX));
+  require_at_most("points.cols()", d, max_dimension);
+  if (options.clusters > n) {
+    std::ostringstream os;
+    os << "invalid argument: kmeans: clusters is " << options.clusters
+       << ", expected <= the number of points (" << n << ")";
+    throw invalid_argument(os.str());
+  }
+  const std::ptrdiff_t ld = static_cast<std::ptrdiff_t>(points.outerStride());
+  if (options.check_finite) require_finite("points", points.data(), n, d, ld);
+  const std::size_t M = options.clusters;
+  const auto row = [&](std::size_t i) {
+    return points.data() + static_cast<std::ptrdiff_t>(i) * ld;
+  };
+  const auto idx = [](std::size_t x) { return static_cast<Eigen::Index>(x); };
+  // Chunks of ≥ 2^18 flops (and ≥ 256 points), so small problems stay on one thread.
+  const std::size_t grain = std::max<std::size_t>(256, (std::size_t{1} << 18) / (M * d));
+  const std::size_t grain_d = std::max<std::size_t>(256, (std::size_t{1} << 18) / d);
+
+  kmeans_result<T> r;
+  r.centroids.resize(idx(M), idx(d));
+  // ---- k-means++ seeding --------------------------------------------------------------------
+  rng gen(options.seed);
+  std::vector<double> d2(n, std::numeric_limits<double>::infinity());
+  std::size_t pick = static_cast<std::size_t>(gen.below(n));
+  for (std::size_t k = 0;; ++k) {
+    std::copy(row(pick), row(pick) + d, &r.centroids(idx(k), 0));
+    if (k + 1 == M) break;
+    const T* c = row(pick);
+    detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i)
+        d2[i] = std::min(d2[i], detail::kmeans_sq_dist(row(i), c, d));
+    });
+    double total = 0.0;
+    for (double v : d2) total += v;
+    if (total > 0.0) {
+      const double target = gen.uniform01() * total;
+      double cum = 0.0;
+      pick = n;
+      std::size_t last_positive = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (d2[i] <= 0.0) continue;
+        last_positive = i;
+        cum += d2[i];
+        if (cum > target) {
+          pick = i;
+          break;
+        }
+      }
+      if (pick == n) pick = last_positive;  // rounding left the target just above the sum
+    } else {
+      pick = static_cast<std::size_t>(gen.below(n));
+    }
+  }
+
+  // ---- Lloyd iterations ---------------------------------------------------------------------
+  r.assignment.assign(n, 0);
+  r.sizes.assign(M, 0);
+  std::vector<double> pd(n, 0.0);  // squared distance of each point to its assigned centroid
+  std::vector<double> sums(M * d);
+  double previous = std::numeric_limits<double>::infinity();
+  for (std::size_t it = 0; it < options.max_iterations; ++it) {
+    // (1) assignment
+    std::size_t changed = 0;
+    {
+      std::vector<std::uint32_t> next(n);
+      detail::kmeans_ranges(n, grain, [&](std::size_t b, std::size_t e) {
+        T* dist = detail::thread_scratch<T, 6>(M);
+        for (std::size_t i = b; i < e; ++i) {
+          kernels::row_squared_distances(r.centroids.data(), M, d, d, row(i), dist);
+          std::size_t best = 0;
+          for (std::size_t m = 1; m < M; ++m)
+            if (dist[m] < dist[best]) best = m;
+          next[i] = static_cast<std::uint32_t>(best);
+        }
+      });
+      for (std::size_t i = 0; i < n; ++i) changed += (next[i] != r.assignment[i]) ? 1 : 0;
+      r.assignment.swap(next);
+    }
+    if (it > 0 && changed == 0) {
+      r.converged = true;
+      break;
+    }
+    std::fill(r.sizes.begin(), r.sizes.end(), std::size_t{0});
+    for (std::uint32_t a : r.assignment) ++r.sizes[a];
+    // (2) re-seed empty clusters with the farthest point of a cluster that keeps >= 2 points
+    bool any_empty = false;
+    for (std::size_t m = 0; m < M; ++m) any_empty = any_empty || r.sizes[m] == 0;
+    if (any_empty) {
+      detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b; i < e; ++i)
+          pd[i] = detail::kmeans_sq_dist(row(i), &r.centroids(idx(r.assignment[i]), 0), d);
+      });
+      for (std::size_t m = 0; m < M; ++m) {
+        if (r.sizes[m] != 0) continue;
+        std::size_t far = n;
+        for (std::size_t i = 0; i < n; ++i) {
+          if (r.sizes[r.assignment[i]] < 2) continue;
+          if (far == n || pd[i] > pd[far]) far = i;
+        }
+        // far < n: an empty cluster and M <= n imply some cluster holds >= 2 points.
+        --r.sizes[r.assignment[far]];
+        r.assignment[far] = static_cast<std::uint32_t>(m);
+        r.sizes[m] = 1;
+        pd[far] = 0.0;
+        ++r.reseeded;
+      }
+    }
+    // (3) update: centroid = mean of its points (double sums, fixed order)
+    std::fill(sums.begin(), sums.end(), 0.0);
+    for (std::size_t i = 0; i < n; ++i) {
+      double* s = &sums[r.assignment[i] * d];
+      const T* x = row(i);
+      for (std::size_t c = 0; c < d; ++c) s[c] += static_cast<double>(x[c]);
+    }
+    for (std::size_t m = 0; m < M; ++m) {
+      const double inv = 1.0 / static_cast<double>(r.sizes[m]);
+      for (std::size_t c = 0; c < d; ++c)
+        r.centroids(idx(m), idx(c)) = static_cast<T>(sums[m * d + c] * inv);
+    }
+    // (4) inertia of (centroids, assignment)
+    detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i)
+        pd[i] = detail::kmeans_sq_dist(row(i), &r.centroids(idx(r.assignment[i]), 0), d);
+    });
+    double inertia = 0.0;
+    for (double v : pd) inertia += v;
+    r.inertia = inertia;
+    r.inertia_history.push_back(inertia);
+    r.iterations = it + 1;
+    if (it > 0 && previous - inertia <= options.tolerance * previous) {
+      r.converged = true;
+      break;
+    }
+    previous = inertia;
+  }
+  return r;
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/transport/kmeans.hpp ----
+// ---- begin ruvector/attention/transport/sinkhorn.hpp ----
+/// \file transport/sinkhorn.hpp
+/// \brief Entropic optimal transport by Sinkhorn's algorithm (Cuturi 2013, "Sinkhorn Distances"),
+/// in the log-domain stabilised form of Peyré & Cuturi, "Computational Optimal Transport" §4.4.
+///
+/// Problem (cost C ∈ R^{n×m}, marginals a ∈ R^n_{>0}, b ∈ R^m_{>0}, Σa = Σb, ε > 0):
+///
+///     OT_ε = min_{P ≥ 0, P1 = a, Pᵀ1 = b}  ⟨P, C⟩ + ε·KL(P ‖ a bᵀ),
+///     KL(P ‖ Q) = Σ_ij P_ij log(P_ij / Q_ij) − P_ij + Q_ij.
+///
+/// (On the feasible set this differs from ⟨P, C⟩ − ε·H(P) only by a constant, so the plan is the
+/// usual Sinkhorn plan.) The solution has the form P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) with
+/// dual potentials f, g, and the log-domain Sinkhorn updates are
+///
+///     f_i ← −ε · LSE_j( log b_j + (g_j − C_ij)/ε ),     g_j ← −ε · LSE_i( log a_i + (f_i − C_ij)/ε
+///     ),
+///
+/// with LSE the max-subtracted log-sum-exp, so nothing overflows however small ε is (costs of
+/// 10³·ε and more are fine). At the optimum OT_ε = ⟨a, f⟩ + ⟨b, g⟩.
+///
+/// Small ε: Sinkhorn's convergence degrades (sublinear at first) when ε is small against the gaps
+/// between costs, because the plan is then close to a sparse (permutation-like) matrix. By default
+/// the iterations are preceded by ε-scaling (Schmitzer 2019, "Stabilized sparse scaling
+/// algorithms"; Feydy et al. 2019, GeomLoss): one warm-started sweep at each of
+/// e_k = (max C − min C)·θ^k for e_k > ε (θ = `epsilon_scaling`, default 0.8), so the potentials
+/// reach the final ε already nearly optimal. This only changes the starting point: the fixed point
+/// (the plan) is the same.
+///
+/// Numerical conventions:
+/// - All iterations run in double precision whatever T is (C/ε is stored once in double, together
+///   with its transpose so both updates stream contiguous rows); the plan is rounded to T at the
+///   end.
+/// - `epsilon` is absolute, in the units of C; for a regularisation relative to the cost scale pass
+///   ε·max|C_ij|.
+/// - The marginal error is ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁. After each g-update the column marginals are
+///   exact and the row error is Σ_i a_i |exp((f_i − f_i')/ε) − 1| (f' the next f-update), so the
+///   stopping test costs nothing extra. `converged` means that error ≤ `tolerance`; the reported
+///   `marginal_error` is recomputed from the returned plan.
+/// - The total masses must agree to within 1e-6 relative (or 4·(n + m) ulps of T, whichever is
+///   larger); b is then rescaled to Σb = Σa exactly, so rounding in the inputs does not put a floor
+///   under the attainable marginal error.
+/// - Inputs are validated: non-empty C; a.size() = rows, b.size() = cols (`dimension_mismatch`);
+///   a, b finite and > 0, masses equal (`invalid_argument`, or `non_finite_input` for NaN/Inf);
+///   C finite (`non_finite_input`, when `check_finite`); ε > 0 finite, max_iterations ≥ 1,
+///   tolerance ≥ 0 (`invalid_config`).
+///
+/// Cost: O(n·m) per iteration, parallel over rows/columns with `parallel_for` when n·m ≥ 2¹⁸.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <span>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief Parameters of `sinkhorn`.
+template <class T>
+struct sinkhorn_options {
+  /// Entropic regularisation ε > 0, absolute (same units as the cost).
+  T epsilon = T(0.05);
+  /// Upper bound on the number of (f, g) sweeps at the target ε (ε-scaling sweeps come on top);
+  /// ≥ 1.
+  std::size_t max_iterations = 1000;
+  /// Stop once the marginal L1 error ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ ≤ tolerance (≥ 0; 0 = run to the cap).
+  T tolerance = T(1e-6);
+  /// ε-scaling factor θ ∈ [0, 1): before the iterations at ε, one warm-started sweep is run at
+  /// each e = (max C − min C)·θ^k > ε (Schmitzer 2019; Feydy et al. 2019). 0 disables it.
+  T epsilon_scaling = T(0.8);
+  /// Throw `non_finite_input` on NaN/Inf in the cost matrix.
+  bool check_finite = true;
+};
+
+/// \brief The result of `sinkhorn`.
+template <class T>
+struct sinkhorn_result {
+  row_matrix<T> plan;          ///< P, n × m
+  T cost = T(0);               ///< ⟨P, C⟩ (accumulated in double)
+  T objective = T(0);          ///< ⟨P, C⟩ + ε·KL(P ‖ a bᵀ)
+  std::vector<T> f;            ///< row potentials (length n)
+  std::vector<T> g;            ///< column potentials (length m)
+  std::size_t iterations = 0;  ///< (f, g) sweeps performed (including ε-scaling sweeps)
+  T marginal_error = T(0);     ///< ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ of the returned plan
+  bool converged = false;      ///< the error reached `tolerance` before `max_iterations`
+};
+
+namespace detail {
+
+/// Calls f(begin, end) over contiguous chunks of [0, n) of at least `grain` items, in parallel
+/// when there is more than one chunk.
+template <class F>
+void transport_ranges(std::size_t n, std::size_t grain, F&& f) {
+  const std::size_t by_grain = (n + grain - 1) / std::max<std::size_t>(grain, 1);
+  const std::size_t chunks =
+      std::min<std::size_t>(by_grain, 4 * static_cast<std::size_t>(num_threads()));
+  if (chunks <= 1) {
+    f(std::size_t{0}, n);
+    return;
+  }
+  parallel_for(0, chunks, [&](std::size_t c) { f(n * c / chunks, n * (c + 1) / chunks); });
+}
+
+/// LSE_j(base[j] − row[j]) for j < n, max-subtracted; −inf when every term is −inf.
+/// `scratch` holds n doubles.
+inline double transport_lse_minus(const double* base, const double* row, std::size_t n,
+                                  double* scratch) noexcept {
+  for (std::size_t j = 0; j < n; ++j) scratch[j] = base[j] - row[j];
+  const double mx = kernels::max(scratch, n);
+  if (!(mx > -std::numeric_limits<double>::infinity())) return mx;
+  return mx + std::log(kernels::exp_shift_sum(scratch, n, mx));
+}
+
+/// out[i] = −LSE_j(base[j] − ce[i·m + j]) for i < n (one Sinkhorn half-step on scaled potentials).
+inline void transport_half_step(const double* ce, std::size_t n, std::size_t m, const double* base,
+                                double* out) {
+  // ≥ 2^17 log-sum-exp terms per chunk (~100 µs): smaller problems stay on the calling thread.
+  const std::size_t grain =
+      std::max<std::size_t>(1, (std::size_t{1} << 17) / std::max<std::size_t>(m, 1));
+  transport_ranges(n, grain, [&](std::size_t b, std::size_t e) {
+    double* scratch = thread_scratch<double, 5>(m);
+    for (std::size_t i = b; i < e; ++i) out[i] = -transport_lse_minus(base, ce + i * m, m, scratch);
+  });
+}
+
+/// Validates a marginal vector: length, finite, > 0; returns its sum.
+template <class T>
+double validate_marginal(std::string_view what, std::span<const T> x, std::size_t expected) {
+  require_dimension(std::string(what).append(".size()"), x.size(), expected);
+  double s = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i])) detail::throw_non_finite(what, i, x[i]);
+    if (!(x[i] > T(0))) {
+      std::ostringstream os;
+      os << "invalid argument: " << what << "[" << i << "] = " << x[i] << ", expected > 0";
+      throw invalid_argument(os.str());
+    }
+    s += static_cast<double>(x[i]);
+  }
+  return s;
+}
+
+/// Throws `invalid_argument` unless the masses agree to the documented tolerance.
+template <class T>
+void require_equal_mass(double sa, double sb, std::size_t n, std::size_t m) {
+  const double tol =
+      std::max(1e-6, 4.0 * static_cast<double>(n + m) * std::numeric_limits<T>::epsilon());
+  if (std::abs(sa - sb) > tol * std::max(sa, sb)) {
+    std::ostringstream os;
+    os.precision(17);
+    os << "invalid argument: marginals have different total mass: sum(a) = " << sa
+       << ", sum(b) = " << sb << ", expected equal within relative " << tol;
+    throw invalid_argument(os.str());
+  }
+}
+
+}  // namespace detail
+
+/// \brief Entropic OT plan between marginals `a` (rows) and `b` (columns) for the cost `cost`;
+/// see the file comment for the formulation, stopping rule and validation.
+template <attention_scalar T>
+[[nodiscard]] sinkhorn_result<T> sinkhorn(
+    const std::type_identity_t<matrix_cref<T>>& cost, std::type_identity_t<std::span<const T>> a,
+    std::type_identity_t<std::span<const T>> b,
+    const std::type_identity_t<sinkhorn_options<T>>& options = {}) {
+  const auto n = static_cast<std::size_t>(cost.rows());
+  const auto m = static_cast<std::size_t>(cost.cols());
+  require_config(std::isfinite(options.epsilon) && options.epsilon > T(0),
+                 "sinkhorn: epsilon must be finite and > 0");
+  require_config(options.max_iterations >= 1, "sinkhorn: max_iterations must be >= 1");
+  require_config(options.tolerance >= T(0) && !std::isnan(options.tolerance),
+                 "sinkhorn: tolerance must be >= 0");
+  require_config(options.epsilon_scaling >= T(0) && options.epsilon_scaling < T(1),
+                 "sinkhorn: epsilon_scaling must be in [0, 1)");
+  require_non_empty("cost.rows()", n);
+  require_non_empty("cost.cols()", m);
+  require_at_most("cost.rows()", n, max_sequence_length);
+  require_at_most("cost.cols()", m, max_sequence_length);
+  const double sa = detail::validate_marginal<T>("a", a, n);
+  const double sb = detail::validate_marginal<T>("b", b, m);
+  detail::require_equal_mass<T>(sa, sb, n, m);
+  if (options.check_finite)
+    require_finite("cost", cost.data(), n, m, static_cast<std::ptrdiff_t>(cost.outerStride()));
+
+  const double eps = static_cast<double>(options.epsilon);
+  // C/e in double, row-major (n × m) and transposed (m × n), for the current e of the schedule.
+  std::vector<double> ce(n * m), cet(m * n);
+  double cmin = std::numeric_limits<double>::infinity(), cmax = -cmin;
+  const auto build = [&](double e) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const T* row = cost.data() + static_cast<std::ptrdiff_t>(i) * cost.outerStride();
+      for (std::size_t j = 0; j < m; ++j) {
+        const double c = static_cast<double>(row[j]);
+        cmin = std::min(cmin, c);
+        cmax = std::max(cmax, c);
+        ce[i * m + j] = c / e;
+        cet[j * n + i] = c / e;
+      }
+    }
+  };
+  build(eps);
+  std::vector<double> ad(n), loga(n), bd(m), logb(m);
+  for (std::size_t i = 0; i < n; ++i) {
+    ad[i] = static_cast<double>(a[i]);
+    loga[i] = std::log(ad[i]);
+  }
+  for (std::size_t j = 0; j < m; ++j) {
+    bd[j] = static_cast<double>(b[j]) * (sa / sb);
+    logb[j] = std::log(bd[j]);
+  }
+
+  // Scaled potentials φ = f/ε, ψ = g/ε; base vectors log a + φ and log b + ψ.
+  std::vector<double> phi(n), phi_next(n), psi(m, 0.0), base_a(n), base_b(m);
+  const auto f_update = [&](std::vector<double>& out) {
+    for (std::size_t j = 0; j < m; ++j) base_b[j] = logb[j] + psi[j];
+    detail::transport_half_step(ce.data(), n, m, base_b.data(), out.data());
+  };
+  const auto g_update = [&] {
+    for (std::size_t i = 0; i < n; ++i) base_a[i] = loga[i] + phi[i];
+    detail::transport_half_step(cet.data(), m, n, base_a.data(), psi.data());
+  };
+
+  sinkhorn_result<T> r;
+  const double tol = static_cast<double>(options.tolerance);
+  // ε-scaling: one sweep at each e_k = max(C) − min(C), ×θ, ... while e_k > ε, warm-starting the
+  // potentials (f = e·φ is kept when e changes).
+  const double theta = static_cast<double>(options.epsilon_scaling);
+  if (theta > 0.0 && cmax - cmin > eps) {
+    std::vector<double> schedule;
+    for (double e = cmax - cmin; e > eps; e *= theta) schedule.push_back(e);
+    double current = eps;
+    std::fill(phi.begin(), phi.end(), 0.0);
+    for (double e : schedule) {
+      build(e);
+      for (auto& x : phi) x *= current / e;
+      for (auto& x : psi) x *= current / e;
+      current = e;
+      f_update(phi);
+      g_update();
+      ++r.iterations;
+    }
+    build(eps);
+    for (auto& x : psi) x *= current / eps;
+  }
+  f_update(phi);
+  for (std::size_t it = 0; it < options.max_iterations; ++it) {
+    g_update();  // columns now exact
+    ++r.iterations;
+    f_update(phi_next);
+    // Row marginal error of the plan (φ, ψ): row i sums to a_i·exp(φ_i − φ'_i).
+    double err = 0.0;
+    for (std::size_t i = 0; i < n; ++i) err += ad[i] * std::abs(std::expm1(phi[i] - phi_next[i]));
+    if (err <= tol) {
+      r.converged = true;
+      break;
+    }
+    phi.swap(phi_next);
+  }
+
+  // Plan, cost, KL and marginal error in double.
+  r.plan.resize(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(m));
+  std::vector<double> colsum(m, 0.0);
+  double total_cost = 0.0, kl = 0.0, mass = 0.0, row_err = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    double rs = 0.0;
+    for (std::size_t j = 0; j < m; ++j) {
+      const double lr = phi[i] + psi[j] - ce[i * m + j];  // log(P_ij / (a_i b_j))
+      const double p = ad[i] * bd[j] * std::exp(lr);
+      r.plan(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = static_cast<T>(p);
+      rs += p;
+      colsum[j] += p;
+      total_cost += p * ce[i * m + j] * eps;
+      if (p > 0.0) kl += p * lr;
+    }
+    mass += rs;
+    row_err += std::abs(rs - ad[i]);
+  }
+  double col_err = 0.0;
+  for (std::size_t j = 0; j < m; ++j) col_err += std::abs(colsum[j] - bd[j]);
+  kl += sa * sa - mass;  // Σ a_i b_j = sa·sb' = sa²
+  r.cost = static_cast<T>(total_cost);
+  r.objective = static_cast<T>(total_cost + eps * kl);
+  r.marginal_error = static_cast<T>(row_err + col_err);
+  r.f.resize(n);
+  r.g.resize(m);
+  for (std::size_t i = 0; i < n; ++i) r.f[i] = static_cast<T>(eps * phi[i]);
+  for (std::size_t j = 0; j < m; ++j) r.g[j] = static_cast<T>(eps * psi[j]);
+  return r;
+}
+
+/// \brief `sinkhorn` with the marginals given as `std::vector`s.
+template <attention_scalar T>
+[[nodiscard]] sinkhorn_result<T> sinkhorn(
+    const std::type_identity_t<matrix_cref<T>>& cost, const std::vector<T>& a,
+    const std::vector<T>& b, const std::type_identity_t<sinkhorn_options<T>>& options = {}) {
+  return sinkhorn<T>(cost, std::span<const T>(a), std::span<const T>(b), options);
+}
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/transport/sinkhorn.hpp ----
+
+namespace ruvector::attention {
+
+/// \brief A clustering of a key set with per-cluster masses, member lists and value means, built
+/// once and shared by any number of `centroid_ot_attention` calls (immutable, thread-safe).
+template <attention_scalar T = float>
+class centroid_key_set {
+ public:
+  using value_type = T;
+
+  /// \brief Clusters `keys` (n × d) with `kmeans(keys, options)` and summarises `values` (n × dv).
+  centroid_key_set(const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                   const kmeans_options& options)
+      : centroid_key_set(checked_kmeans(keys, values, options), values) {}
+
+  /// \brief From a finished k-means run over the keys.
+  centroid_key_set(const kmeans_result<T>& clustering, const matrix_cref<T>& values)
+      : centroid_key_set(clustering.centroids,
+                         std::span<const std::uint32_t>(clustering.assignment), values) {
+    iterations_ = clustering.iterations;
+    inertia_ = clustering.inertia;
+  }
+
+  /// \brief From an explicit clustering: `centroids` (M × d) and the cluster of each key
+  /// (`assignment[j] < M`, length n = values.rows()). Clusters may be empty (mass 0).
+  centroid_key_set(const matrix_cref<T>& centroids, std::span<const std::uint32_t> assignment,
+                   const matrix_cref<T>& values) {
+    const auto M = static_cast<std::size_t>(centroids.rows());
+    const auto d = static_cast<std::size_t>(centroids.cols());
+    const auto n = static_cast<std::size_t>(values.rows());
+    const auto dv = static_cast<std::size_t>(values.cols());
+    require_non_empty("centroids", M);
+    require_non_empty("centroids.cols()", d);
+    require_non_empty("values", n);
+    require_at_most("values.rows()", n, std::min<std::size_t>(max_sequence_length, UINT32_MAX));
+    require_dimension("assignment.size() (must equal values.rows())", assignment.size(), n);
+    require_finite("centroids", centroids.data(), M, d,
+                   static_cast<std::ptrdiff_t>(centroids.outerStride()));
+    require_finite("values", values.data(), n, dv,
+                   static_cast<std::ptrdiff_t>(values.outerStride()));
+    for (std::size_t j = 0; j < n; ++j) {
+      if (assignment[j] >= M) {
+        std::ostringstream os;
+        os << "invalid argument: assignment[" << j << "] = " << assignment[j] << ", expected < "
+           << M << " (the number of centroids)";
+        throw invalid_argument(os.str());
+      }
+    }
+    centroids_ = centroids;
+    assignment_.assign(assignment.begin(), assignment.end());
+    offsets_.assign(M + 1, 0);
+    for (std::uint32_t a : assignment_) ++offsets_[a + 1];
+    for (std::size_t m = 0; m < M; ++m) offsets_[m + 1] += offsets_[m];
+    members_.resize(n);
+    std::vector<std::size_t> fill(offsets_.begin(), offsets_.end() - 1);
+    for (std::size_t j = 0; j < n; ++j)
+      members_[fill[assignment_[j]]++] = static_cast<std::uint32_t>(j);
+    masses_.resize(M);
+    std::vector<double> sums(M * dv, 0.0);
+    for (std::size_t j = 0; j < n; ++j) {
+      const T* v = values.data() + static_cast<std::ptrdiff_t>(j) * values.outerStride();
+      double* s = &sums[assignment_[j] * dv];
+      for (std::size_t c = 0; c < dv; ++c) s[c] += static_cast<double>(v[c]);
+    }
+    value_means_ = row_matrix<T>::Zero(static_cast<Eigen::Index>(M), static_cast<Eigen::Index>(dv));
+    for (std::size_t m = 0; m < M; ++m) {
+      const std::size_t size = offsets_[m + 1] - offsets_[m];
+      masses_[m] = static_cast<T>(static_cast<double>(size) / static_cast<double>(n));
+      if (size == 0) continue;
+      for (std::size_t c = 0; c < dv; ++c)
+        value_means_(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(c)) =
+            static_cast<T>(sums[m * dv + c] / static_cast<double>(size));
+    }
+  }
+
+  /// Number of keys n.
+  [[nodiscard]] std::size_t num_keys() const noexcept { return assignment_.size(); }
+  /// Number of clusters M.
+  [[nodiscard]] std::size_t num_clusters() const noexcept { return masses_.size(); }
+  /// Key/centroid width d.
+  [[nodiscard]] std::size_t dim() const noexcept {
+    return static_cast<std::size_t>(centroids_.cols());
+  }
+  /// Value width dv.
+  [[nodiscard]] std::size_t value_dim() const noexcept {
+    return static_cast<std::size_t>(value_means_.cols());
+  }
+  /// Centroids (M × d).
+  [[nodiscard]] const row_matrix<T>& centroids() const noexcept { return centroids_; }
+  /// Per-cluster value means v̄_m (M × dv; zero rows for empty clusters).
+  [[nodiscard]] const row_matrix<T>& value_means() const noexcept { return value_means_; }
+  /// Masses μ_m = |m|/n (sum 1).
+  [[nodiscard]] std::span<const T> masses() const noexcept { return masses_; }
+  /// Cluster of each key.
+  [[nodiscard]] std::span<const std::uint32_t> assignment() const noexcept { return assignment_; }
+  /// |m|.
+  [[nodiscard]] std::size_t cluster_size(std::size_t m) const noexcept {
+    return offsets_[m + 1] - offsets_[m];
+  }
+  /// Key indices of cluster m, ascending.
+  [[nodiscard]] std::span<const std::uint32_t> members(std::size_t m) const noexcept {
+    return std::span<const std::uint32_t>(members_.data() + offsets_[m], cluster_size(m));
+  }
+  /// Lloyd iterations and inertia of the k-means run (0 for an explicit clustering).
+  [[nodiscard]] std::size_t clustering_iterations() const noexcept { return iterations_; }
+  [[nodiscard]] double clustering_inertia() const noexcept { return inertia_; }
+
+ private:
+  static kmeans_result<T> checked_kmeans(const matrix_cref<T>& keys, const matrix_cref<T>& values,
+                                         const kmeans_options& options) {
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()),
+                      static_cast<std::size_t>(keys.rows()));
+    return kmeans<T>(keys, options);
+  }
+
+  row_matrix<T> centroids_;
+  row_matrix<T> value_means_;
+  std::vector<T> masses_;
+  std::vector<std::uint32_t> assignment_;
+  std::vector<std::size_t> offsets_;
+  std::vector<std::uint32_t> members_;
+  std::size_t iterations_ = 0;
+  double inertia_ = 0.0;
+};
+
+/// \brief Parameters of `centroid_ot_attention`; see the file comment.
+template <class T>
+struct centroid_ot_config {
+  /// Entropic regularisation ε > 0 (cost units).
+  T epsilon = T(1);
+  /// Cluster-marginal relaxation ρ ∈ [0, +inf]; +inf = balanced OT, 0 = per-query softmax.
+  T rho = T(1);
+  /// Cost scale τ > 0; empty = 2√d.
+  std::optional<T> temperature{};
+  /// Cap on scaling iterations (≥ 1).
+  std::size_t max_iterations = 200;
+  /// Stop when the row-marginal L1 error is ≤ tolerance (≥ 0).
+  T tolerance = T(1e-6);
+  /// Throw `non_finite_input` on NaN/Inf in the queries.
+  bool check_finite = true;
+};
+
+/// \brief The result of a centroid OT attention call.
+template <class T>
+struct centroid_ot_result {
+  row_matrix<T> output;            ///< Lq × dv, out_i = Σ_m w_im v̄_m
+  row_matrix<T> centroid_weights;  ///< Lq × M, w_im = Lq·P_im (rows sum to 1)
+  row_matrix<T> key_weights;       ///< Lq × n, w_{i,a(j)}/|a(j)| (only when requested)
+  std::vector<T> cluster_load;     ///< ν_m = Σ_i P_im (→ μ as ρ → ∞)
+  std::size_t iterations = 0;      ///< g-updates performed (0 for the single-query closed form)
+  T marginal_error = T(0);         ///< row-marginal L1 error before the last f-update
+  bool converged = false;          ///< stopped by `tolerance` (always true for the closed form)
+};
+
+/// \brief Attention of a query batch over a `centroid_key_set` through semi-unbalanced entropic
+/// OT; see the file comment. Immutable and safe to share across threads.
+template <attention_scalar T = float>
+class centroid_ot_attention {
+ public:
+  using value_type = T;
+
+  /// Validates the configuration (`invalid_config` on ε ≤ 0, ρ < 0 or NaN, τ ≤ 0, ...).
+  explicit centroid_ot_attention(const centroid_ot_config<T>& config = {}) : config_(config) {
+    require_config(std::isfinite(config.epsilon) && config.epsilon > T(0),
+                   "centroid_ot_attention: epsilon must be finite and > 0");
+    require_config(!std::isnan(config.rho) && config.rho >= T(0),
+                   "centroid_ot_attention: rho must be >= 0 (+inf = balanced)");
+    require_config(
+        !config.temperature || (std::isfinite(*config.temperature) && *config.temperature > T(0)),
+        "centroid_ot_attention: temperature must be finite and > 0");
+    require_config(config.max_iterations >= 1,
+                   "centroid_ot_attention: max_iterations must be >= 1");
+    require_config(std::isfinite(config.tolerance) && config.tolerance >= T(0),
+                   "centroid_ot_attention: tolerance must be finite and >= 0");
+  }
+
+  [[nodiscard]] const centroid_ot_config<T>& config() const noexcept { return config_; }
+
+  /// \brief Output, centroid weights (and per-key weights if `key_weights`) for the queries
+  /// (rows of `queries`) by the scaling iterations.
+  [[nodiscard]] centroid_ot_result<T> compute_batch(const matrix_cref<T>& queries,
+                                                    const centroid_key_set<T>& keys,
+                                                    bool key_weights = false) const {
+    const auto lq = static_cast<std::size_t>(queries.rows());
+    const std::size_t M = keys.num_clusters();
+    require_non_empty("queries", lq);
+    require_at_most("queries.rows()", lq, max_sequence_length);
+    require_dimension("queries.cols()", static_cast<std::size_t>(queries.cols()), keys.dim());
+    if (config_.check_finite)
+      require_finite("queries", queries.data(), lq, keys.dim(),
+                     static_cast<std::ptrdiff_t>(queries.outerStride()));
+
+    const std::vector<double> ce = scaled_costs(queries, keys);  // C/ε, Lq × M
+    std::vector<double> cet(M * lq);
+    for (std::size_t i = 0; i < lq; ++i)
+      for (std::size_t m = 0; m < M; ++m) cet[m * lq + i] = ce[i * M + m];
+    const double eps = static_cast<double>(config_.epsilon);
+    const double rho = static_cast<double>(config_.rho);
+    const double lambda = std::isinf(rho) ? 1.0 : rho / (rho + eps);
+    const double log_a = -std::log(static_cast<double>(lq));
+    std::vector<double> log_mu(M);
+    for (std::size_t m = 0; m < M; ++m) log_mu[m] = log_mass(keys, m);
+
+    std::vector<double> phi(lq), phi_next(lq), psi(M, 0.0), base_m(M), base_i(lq);
+    const auto f_update = [&](std::vector<double>& out) {
+      for (std::size_t m = 0; m < M; ++m) base_m[m] = log_mu[m] + psi[m];
+      detail::transport_half_step(ce.data(), lq, M, base_m.data(), out.data());
+    };
+    const auto g_update = [&] {
+      for (std::size_t i = 0; i < lq; ++i) base_i[i] = log_a + phi[i];
+      detail::transport_half_step(cet.data(), M, lq, base_i.data(), psi.data());
+      for (std::size_t m = 0; m < M; ++m) psi[m] = log_mu[m] == kNegInf ? 0.0 : lambda * psi[m];
+    };
+
+    centroid_ot_result<T> r;
+    f_update(phi);
+    double err = 0.0;
+    for (std::size_t it = 0; it < config_.max_iterations; ++it) {
+      g_update();
+      ++r.iterations;
+      f_update(phi_next);
+      err = 0.0;
+      for (std::size_t i = 0; i < lq; ++i)
+        err += std::abs(std::expm1(phi[i] - phi_next[i])) / static_cast<double>(lq);
+      phi.swap(phi_next);
+      if (err <= static_cast<double>(config_.tolerance)) {
+        r.converged = true;
+        break;
+      }
+    }
+    r.marginal_error = static_cast<T>(err);
+
+    // w_im = μ_m exp(φ_i + ψ_m − C_im/ε); empty clusters exactly 0.
+    r.centroid_weights.resize(static_cast<Eigen::Index>(lq), static_cast<Eigen::Index>(M));
+    std::vector<double> load(M, 0.0);
+    for (std::size_t i = 0; i < lq; ++i) {
+      for (std::size_t m = 0; m < M; ++m) {
+        const double w =
+            log_mu[m] == kNegInf ? 0.0 : std::exp(log_mu[m] + phi[i] + psi[m] - ce[i * M + m]);
+        r.centroid_weights(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(m)) =
+            static_cast<T>(w);
+        load[m] += w / static_cast<double>(lq);
+      }
+    }
+    r.cluster_load.assign(load.begin(), load.end());
+    finish(r, keys, key_weights);
+    return r;
+  }
+
+  /// \brief Output, weights and (optionally) per-key weights for one query, by the closed form
+  /// w_m ∝ μ_m·exp(−C_m/(ε + ρ)).
+  [[nodiscard]] centroid_ot_result<T> compute_with_weights(std::span<const T> query,
+                                                           const centroid_key_set<T>& keys,
+                                                           bool key_weights = false) const {
+    const std::size_t M = keys.num_clusters();
+    require_dimension("query.size()", query.size(), keys.dim());
+    if (config_.check_finite) require_finite("query", query);
+    const auto qm = matrix_view(query.data(), 1, query.size());
+    const std::vector<double> ce = scaled_costs(qm, keys);  // C/ε
+    const double eps = static_cast<double>(config_.epsilon);
+    const double rho = static_cast<double>(config_.rho);
+    const double factor = std::isinf(rho) ? 0.0 : eps / (eps + rho);  // C/(ε+ρ) = (C/ε)·factor
+    std::vector<double> s(M);
+    double mx = kNegInf;
+    for (std::size_t m = 0; m < M; ++m) {
+      const double lm = log_mass(keys, m);
+      s[m] = lm == kNegInf ? kNegInf : lm - factor * ce[m];
+      mx = std::max(mx, s[m]);
+    }
+    double total = 0.0;
+    for (std::size_t m = 0; m < M; ++m) {
+      s[m] = s[m] == kNegInf ? 0.0 : std::exp(s[m] - mx);
+      total += s[m];
+    }
+    centroid_ot_result<T> r;
+    r.centroid_weights.resize(1, static_cast<Eigen::Index>(M));
+    r.cluster_load.resize(M);
+    for (std::size_t m = 0; m < M; ++m) {
+      r.centroid_weights(0, static_cast<Eigen::Index>(m)) = static_cast<T>(s[m] / total);
+      r.cluster_load[m] = static_cast<T>(s[m] / total);
+    }
+    r.converged = true;
+    finish(r, keys, key_weights);
+    return r;
+  }
+
+  /// \brief Output for one query (closed form).
+  [[nodiscard]] std::vector<T> compute(std::span<const T> query,
+                                       const centroid_key_set<T>& keys) const {
+    const auto r = compute_with_weights(query, keys, false);
+    return std::vector<T>(r.output.data(), r.output.data() + r.output.size());
+  }
+
+ private:
+  static constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+  /// log μ_m in double from the cluster size (the T masses need not sum to exactly 1).
+  static double log_mass(const centroid_key_set<T>& keys, std::size_t m) noexcept {
+    const std::size_t size = keys.cluster_size(m);
+    return size > 0 ? std::log(static_cast<double>(size) / static_cast<double>(keys.num_keys()))
+                    : kNegInf;
+  }
+
+  /// C_im/ε = ‖q_i − c_m‖²/(τ·ε) in double, Lq × M.
+  std::vector<double> scaled_costs(const matrix_cref<T>& queries,
+                                   const centroid_key_set<T>& keys) const {
+    const auto lq = static_cast<std::size_t>(queries.rows());
+    const std::size_t M = keys.num_clusters(), d = keys.dim();
+    const double tau = config_.temperature ? static_cast<double>(*config_.temperature)
+                                           : 2.0 * std::sqrt(static_cast<double>(d));
+    const double inv = 1.0 / (tau * static_cast<double>(config_.epsilon));
+    std::vector<T> dist(M);
+    std::vector<double> ce(lq * M);
+    for (std::size_t i = 0; i < lq; ++i) {
+      kernels::row_squared_distances(
+          keys.centroids().data(), M, d, d,
+          queries.data() + static_cast<std::ptrdiff_t>(i) * queries.outerStride(), dist.data());
+      for (std::size_t m = 0; m < M; ++m) ce[i * M + m] = static_cast<double>(dist[m]) * inv;
+    }
+    return ce;
+  }
+
+  /// Output = W·V̄ and the optional per-key weights.
+  static void finish(centroid_ot_result<T>& r, const centroid_key_set<T>& keys, bool key_weights) {
+    // out_i = Σ_m w_im v̄_m with the xsimd kernel (tiny M: no Eigen GEMM and its thread pool).
+    const auto rows = static_cast<std::size_t>(r.centroid_weights.rows());
+    const std::size_t M = keys.num_clusters(), dv = keys.value_dim();
+    r.output.resize(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(dv));
+    for (std::size_t i = 0; i < rows; ++i)
+      kernels::weighted_row_sum(&r.centroid_weights(static_cast<Eigen::Index>(i), 0), M,
+                                keys.value_means().data(), dv, dv, T(0), r.output.data() + i * dv);
+    if (!key_weights) return;
+    const auto lq = static_cast<std::size_t>(r.centroid_weights.rows());
+    const std::size_t n = keys.num_keys();
+    r.key_weights.resize(static_cast<Eigen::Index>(lq), static_cast<Eigen::Index>(n));
+    const auto assignment = keys.assignment();
+    for (std::size_t i = 0; i < lq; ++i) {
+      for (std::size_t j = 0; j < n; ++j) {
+        const std::size_t m = assignment[j];
+        r.key_weights(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) =
+            r.centroid_weights(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(m)) /
+            static_cast<T>(keys.cluster_size(m));
+      }
+    }
+  }
+
+  centroid_ot_config<T> config_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/transport/centroid_ot.hpp ----
+// ---- begin ruvector/attention/transport/sinkhorn_attention.hpp ----
+/// \file transport/sinkhorn_attention.hpp
+/// \brief Sinkhorn attention ("Sinkformers", Sander, Ablin, Blondel & Peyré, AISTATS 2022): the
+/// softmax kernel is replaced by its Sinkhorn normalisation, which is (close to) doubly stochastic.
+///
+/// For queries Q (Lq × d), keys K (Lk × d) and values V (Lk × dv):
+///
+///     S_ij = scale · q_i·k_j                           (scale = 1/√d by default)
+///     P = diag(e^α) · exp(S) · diag(e^β),   found by alternating, in the log domain,
+///         column step:  β_j = log(Lq/Lk) − LSE_i(S_ij + α_i)      (column sums → Lq/Lk)
+///         row step:     α_i = −LSE_j(S_ij + β_j)                  (row sums → 1)
+///     out = P · V.
+///
+/// The first step is a row step, so with 0 iterations P = softmax(S) row-wise (standard
+/// attention); each iteration is one column step followed by one row step. The last step is
+/// always a row step, so every output row is a convex combination of value rows (row sums are 1
+/// up to rounding) and the column sums approach Lq/Lk (doubly stochastic when Lq = Lk) as the
+/// iterations grow (Sinkhorn's theorem: the scaling converges since exp(S) > 0). The paper uses
+/// a few iterations (e.g. 3, the default); a positive `tolerance` stops earlier once the column
+/// L1 error Σ_j |Σ_i P_ij − Lq/Lk| is ≤ tolerance.
+///
+/// Conventions: the scores are formed in T (Eigen GEMM), the normalisation runs in double with
+/// max-subtracted log-sum-exps (no overflow for any finite score). A key mask (`true` = visible)
+/// removes keys: with Lv visible keys the column target is Lq/Lv over the visible columns and
+/// masked columns get weight exactly 0; if no key is visible the output and weights are zeros
+/// (DESIGN §4). There is no single-query vector API: with Lq = 1 the column constraint forces
+/// uniform weights 1/Lk whatever the scores, so the mechanism is only meaningful for a batch.
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <span>
+#include <vector>
+
+
+namespace ruvector::attention {
+
+/// \brief The result of `sinkhorn_attention::forward`.
+template <class T>
+struct sinkhorn_attention_result {
+  row_matrix<T> output;   ///< Lq × dv, P·V
+  row_matrix<T> weights;  ///< Lq × Lk plan P (only when requested; otherwise 0 × 0)
+  T row_error = T(0);     ///< Σ_i |Σ_j P_ij − 1| (rounding only: the last step is a row step)
+  T column_error = T(0);  ///< Σ_j visible |Σ_i P_ij − Lq/Lv|
+  std::size_t iterations = 0;  ///< (column, row) steps performed after the initial row step
+};
+
+/// \brief Sinkformer attention over a batch of queries; see the file comment. Immutable and safe
+/// to share across threads.
+template <attention_scalar T = float>
+class sinkhorn_attention {
+ public:
+  using value_type = T;
+
+  /// \param dim query/key width; \param iterations (column, row) steps after the initial softmax
+  /// (0 = plain softmax attention); \param scale logit scale (default 1/√dim); \param tolerance
+  /// stop early when the column L1 error is ≤ tolerance (0 = always run `iterations`);
+  /// \param check_finite throw `non_finite_input` on NaN/Inf in Q, K or V.
+  explicit sinkhorn_attention(std::size_t dim, std::size_t iterations = 3,
+                              std::optional<T> scale = std::nullopt, T tolerance = T(0),
+                              bool check_finite = true)
+      : dim_(dim),
+        iterations_(iterations),
+        scale_(scale ? *scale : T(1) / std::sqrt(static_cast<T>(dim == 0 ? 1 : dim))),
+        tolerance_(tolerance),
+        check_finite_(check_finite) {
+    require_config(dim > 0, "sinkhorn_attention: dim must be > 0");
+    require_at_most("dim", dim, max_dimension);
+    require_config(std::isfinite(scale_), "sinkhorn_attention: scale must be finite");
+    require_config(tolerance >= T(0) && std::isfinite(tolerance),
+                   "sinkhorn_attention: tolerance must be finite and >= 0");
+  }
+
+  [[nodiscard]] std::size_t dim() const noexcept { return dim_; }
+  [[nodiscard]] std::size_t iterations() const noexcept { return iterations_; }
+  [[nodiscard]] T scale() const noexcept { return scale_; }
+  [[nodiscard]] T tolerance() const noexcept { return tolerance_; }
+
+  /// \brief Output P·V for queries (rows of `queries`); `key_mask` (empty = all visible) holds
+  /// `true` for visible keys; `return_weights` also returns P.
+  [[nodiscard]] sinkhorn_attention_result<T> forward(const matrix_cref<T>& queries,
+                                                     const matrix_cref<T>& keys,
+                                                     const matrix_cref<T>& values,
+                                                     std::span<const bool> key_mask = {},
+                                                     bool return_weights = false) const {
+    const auto lq = static_cast<std::size_t>(queries.rows());
+    const auto lk = static_cast<std::size_t>(keys.rows());
+    const auto dv = static_cast<std::size_t>(values.cols());
+    require_non_empty("queries", lq);
+    require_non_empty("keys", lk);
+    require_at_most("queries.rows()", lq, max_sequence_length);
+    require_at_most("keys.rows()", lk, max_sequence_length);
+    require_dimension("queries.cols()", static_cast<std::size_t>(queries.cols()), dim_);
+    require_dimension("keys.cols()", static_cast<std::size_t>(keys.cols()), dim_);
+    require_dimension("values.rows() (must equal keys.rows())",
+                      static_cast<std::size_t>(values.rows()), lk);
+    if (!key_mask.empty()) require_dimension("key_mask.size()", key_mask.size(), lk);
+    if (check_finite_) {
+      require_finite("queries", queries.data(), lq, dim_,
+                     static_cast<std::ptrdiff_t>(queries.outerStride()));
+      require_finite("keys", keys.data(), lk, dim_,
+                     static_cast<std::ptrdiff_t>(keys.outerStride()));
+      require_finite("values", values.data(), lk, dv,
+                     static_cast<std::ptrdiff_t>(values.outerStride()));
+    }
+    const auto idx = [](std::size_t x) { return static_cast<Eigen::Index>(x); };
+
+    std::vector<std::size_t> visible;
+    visible.reserve(lk);
+    for (std::size_t j = 0; j < lk; ++j)
+      if (key_mask.empty() || key_mask[j]) visible.push_back(j);
+    const std::size_t lv = visible.size();
+
+    sinkhorn_attention_result<T> r;
+    row_matrix<T> p = row_matrix<T>::Zero(idx(lq), idx(lk));
+    if (lv > 0) {
+      const row_matrix<T> scores = scale_ * (queries * keys.transpose());
+      using array = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+      array s(idx(lq), idx(lv));
+      for (std::size_t i = 0; i < lq; ++i)
+        for (std::size_t c = 0; c < lv; ++c)
+          s(idx(i), idx(c)) = static_cast<double>(scores(idx(i), idx(visible[c])));
+      Eigen::ArrayXd alpha = Eigen::ArrayXd::Zero(idx(lq));
+      Eigen::ArrayXd beta = Eigen::ArrayXd::Zero(idx(lv));
+      const double log_col_target = std::log(static_cast<double>(lq) / static_cast<double>(lv));
+      const double col_target = static_cast<double>(lq) / static_cast<double>(lv);
+
+      // Row step: α_i = −LSE_j(S_ij + β_j).
+      const auto row_step = [&] {
+        const array t = s.rowwise() + beta.transpose();
+        const Eigen::ArrayXd mx = t.rowwise().maxCoeff();
+        alpha = -(mx + (t.colwise() - mx).exp().rowwise().sum().log());
+      };
+      // Column step: β_j = log(Lq/Lv) − LSE_i(S_ij + α_i).
+      const auto col_step = [&] {
+        const array t = s.colwise() + alpha;
+        const Eigen::Array<double, 1, Eigen::Dynamic> mx = t.colwise().maxCoeff();
+        beta = (log_col_target - (mx + (t.rowwise() - mx).exp().colwise().sum().log())).transpose();
+      };
+      const auto plan = [&] {
+        return array(((s.colwise() + alpha).rowwise() + beta.transpose()).exp());
+      };
+      const auto col_error = [&](const array& pl) {
+        return (pl.colwise().sum() - col_target).abs().sum();
+      };
+
+      row_step();
+      for (std::size_t it = 0; it < iterations_; ++it) {
+        if (tolerance_ > T(0) && col_error(plan()) <= static_cast<double>(tolerance_)) break;
+        col_step();
+        row_step();
+        ++r.iterations;
+      }
+      const array pl = plan();
+      r.column_error = static_cast<T>(col_error(pl));
+      r.row_error = static_cast<T>((pl.rowwise().sum() - 1.0).abs().sum());
+      for (std::size_t i = 0; i < lq; ++i)
+        for (std::size_t c = 0; c < lv; ++c)
+          p(idx(i), idx(visible[c])) = static_cast<T>(pl(idx(i), idx(c)));
+      r.output.noalias() = p * values;
+    } else {
+      r.output = row_matrix<T>::Zero(idx(lq), idx(dv));
+    }
+    if (return_weights) r.weights = std::move(p);
+    return r;
+  }
+
+  /// \brief Output rows only (`forward(...).output`).
+  [[nodiscard]] row_matrix<T> compute_batch(const matrix_cref<T>& queries,
+                                            const matrix_cref<T>& keys,
+                                            const matrix_cref<T>& values,
+                                            std::span<const bool> key_mask = {}) const {
+    return forward(queries, keys, values, key_mask, false).output;
+  }
+
+ private:
+  std::size_t dim_;
+  std::size_t iterations_;
+  T scale_;
+  T tolerance_;
+  bool check_finite_;
+};
+
+}  // namespace ruvector::attention
+// ---- end ruvector/attention/transport/sinkhorn_attention.hpp ----
+// ---- end ruvector/attention/transport.hpp ----
+// ---- begin ruvector/attention/unified_report.hpp ----
+/// \file unified_report.hpp
+/// \brief Entry header of the unified geometry report: structural metrics, bands, the report and
+/// its recommendation (JSON output: `ruvector/attention/io/json.hpp`).
+
+// ---- end ruvector/attention/unified_report.hpp ----
