@@ -610,6 +610,21 @@ void parallel_for(std::size_t begin, std::size_t end, F&& f) {
   for (std::size_t i = begin; i < end; ++i) f(i);
 }
 
+/// \brief Calls `f(begin, end)` over contiguous chunks of [0, n) of at least `grain` items (at most
+/// 4 per thread), in parallel when there is more than one chunk; one chunk runs inline. For loops
+/// whose iterations are too cheap to schedule one by one.
+template <class F>
+void parallel_ranges(std::size_t n, std::size_t grain, F&& f) {
+  const std::size_t by_grain = (n + grain - 1) / std::max<std::size_t>(grain, 1);
+  const std::size_t chunks =
+      std::min<std::size_t>(by_grain, 4 * static_cast<std::size_t>(num_threads()));
+  if (chunks <= 1) {
+    f(std::size_t{0}, n);
+    return;
+  }
+  parallel_for(0, chunks, [&](std::size_t c) { f(n * c / chunks, n * (c + 1) / chunks); });
+}
+
 }  // namespace ruvector::attention
 // ---- end ruvector/attention/core/parallel.hpp ----
 // ---- begin ruvector/attention/core/rng.hpp ----
@@ -19467,19 +19482,6 @@ struct kmeans_result {
 
 namespace detail {
 
-/// Calls f(begin, end) over contiguous chunks of [0, n) of at least `grain` items, in parallel.
-template <class F>
-void kmeans_ranges(std::size_t n, std::size_t grain, F&& f) {
-  const std::size_t by_grain = (n + grain - 1) / std::max<std::size_t>(grain, 1);
-  const std::size_t chunks =
-      std::min<std::size_t>(by_grain, 4 * static_cast<std::size_t>(num_threads()));
-  if (chunks <= 1) {
-    f(std::size_t{0}, n);
-    return;
-  }
-  parallel_for(0, chunks, [&](std::size_t c) { f(n * c / chunks, n * (c + 1) / chunks); });
-}
-
 /// Σ_c (x[c] − y[c])² in double.
 template <class T>
 double kmeans_sq_dist(const T* x, const T* y, std::size_t d) noexcept {
@@ -19534,7 +19536,7 @@ template <attention_scalar T>
     std::copy(row(pick), row(pick) + d, &r.centroids(idx(k), 0));
     if (k + 1 == M) break;
     const T* c = row(pick);
-    detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+    parallel_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i)
         d2[i] = std::min(d2[i], detail::kmeans_sq_dist(row(i), c, d));
     });
@@ -19571,7 +19573,7 @@ template <attention_scalar T>
     std::size_t changed = 0;
     {
       std::vector<std::uint32_t> next(n);
-      detail::kmeans_ranges(n, grain, [&](std::size_t b, std::size_t e) {
+      parallel_ranges(n, grain, [&](std::size_t b, std::size_t e) {
         T* dist = detail::thread_scratch<T, 6>(M);
         for (std::size_t i = b; i < e; ++i) {
           kernels::row_squared_distances(r.centroids.data(), M, d, d, row(i), dist);
@@ -19594,7 +19596,7 @@ template <attention_scalar T>
     bool any_empty = false;
     for (std::size_t m = 0; m < M; ++m) any_empty = any_empty || r.sizes[m] == 0;
     if (any_empty) {
-      detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+      parallel_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
         for (std::size_t i = b; i < e; ++i)
           pd[i] = detail::kmeans_sq_dist(row(i), &r.centroids(idx(r.assignment[i]), 0), d);
       });
@@ -19626,7 +19628,7 @@ template <attention_scalar T>
         r.centroids(idx(m), idx(c)) = static_cast<T>(sums[m * d + c] * inv);
     }
     // (4) inertia of (centroids, assignment)
-    detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+    parallel_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i)
         pd[i] = detail::kmeans_sq_dist(row(i), &r.centroids(idx(r.assignment[i]), 0), d);
     });
@@ -19739,20 +19741,6 @@ struct sinkhorn_result {
 
 namespace detail {
 
-/// Calls f(begin, end) over contiguous chunks of [0, n) of at least `grain` items, in parallel
-/// when there is more than one chunk.
-template <class F>
-void transport_ranges(std::size_t n, std::size_t grain, F&& f) {
-  const std::size_t by_grain = (n + grain - 1) / std::max<std::size_t>(grain, 1);
-  const std::size_t chunks =
-      std::min<std::size_t>(by_grain, 4 * static_cast<std::size_t>(num_threads()));
-  if (chunks <= 1) {
-    f(std::size_t{0}, n);
-    return;
-  }
-  parallel_for(0, chunks, [&](std::size_t c) { f(n * c / chunks, n * (c + 1) / chunks); });
-}
-
 /// LSE_j(base[j] − row[j]) for j < n, max-subtracted; −inf when every term is −inf.
 /// `scratch` holds n doubles.
 inline double transport_lse_minus(const double* base, const double* row, std::size_t n,
@@ -19769,7 +19757,7 @@ inline void transport_half_step(const double* ce, std::size_t n, std::size_t m, 
   // ≥ 2^17 log-sum-exp terms per chunk (~100 µs): smaller problems stay on the calling thread.
   const std::size_t grain =
       std::max<std::size_t>(1, (std::size_t{1} << 17) / std::max<std::size_t>(m, 1));
-  transport_ranges(n, grain, [&](std::size_t b, std::size_t e) {
+  parallel_ranges(n, grain, [&](std::size_t b, std::size_t e) {
     double* scratch = thread_scratch<double, 5>(m);
     for (std::size_t i = b; i < e; ++i) out[i] = -transport_lse_minus(base, ce + i * m, m, scratch);
   });

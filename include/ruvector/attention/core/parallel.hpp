@@ -87,4 +87,19 @@ void parallel_for(std::size_t begin, std::size_t end, F&& f) {
   for (std::size_t i = begin; i < end; ++i) f(i);
 }
 
+/// \brief Calls `f(begin, end)` over contiguous chunks of [0, n) of at least `grain` items (at most
+/// 4 per thread), in parallel when there is more than one chunk; one chunk runs inline. For loops
+/// whose iterations are too cheap to schedule one by one.
+template <class F>
+void parallel_ranges(std::size_t n, std::size_t grain, F&& f) {
+  const std::size_t by_grain = (n + grain - 1) / std::max<std::size_t>(grain, 1);
+  const std::size_t chunks =
+      std::min<std::size_t>(by_grain, 4 * static_cast<std::size_t>(num_threads()));
+  if (chunks <= 1) {
+    f(std::size_t{0}, n);
+    return;
+  }
+  parallel_for(0, chunks, [&](std::size_t c) { f(n * c / chunks, n * (c + 1) / chunks); });
+}
+
 }  // namespace ruvector::attention

@@ -77,19 +77,6 @@ struct kmeans_result {
 
 namespace detail {
 
-/// Calls f(begin, end) over contiguous chunks of [0, n) of at least `grain` items, in parallel.
-template <class F>
-void kmeans_ranges(std::size_t n, std::size_t grain, F&& f) {
-  const std::size_t by_grain = (n + grain - 1) / std::max<std::size_t>(grain, 1);
-  const std::size_t chunks =
-      std::min<std::size_t>(by_grain, 4 * static_cast<std::size_t>(num_threads()));
-  if (chunks <= 1) {
-    f(std::size_t{0}, n);
-    return;
-  }
-  parallel_for(0, chunks, [&](std::size_t c) { f(n * c / chunks, n * (c + 1) / chunks); });
-}
-
 /// Σ_c (x[c] − y[c])² in double.
 template <class T>
 double kmeans_sq_dist(const T* x, const T* y, std::size_t d) noexcept {
@@ -144,7 +131,7 @@ template <attention_scalar T>
     std::copy(row(pick), row(pick) + d, &r.centroids(idx(k), 0));
     if (k + 1 == M) break;
     const T* c = row(pick);
-    detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+    parallel_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i)
         d2[i] = std::min(d2[i], detail::kmeans_sq_dist(row(i), c, d));
     });
@@ -181,7 +168,7 @@ template <attention_scalar T>
     std::size_t changed = 0;
     {
       std::vector<std::uint32_t> next(n);
-      detail::kmeans_ranges(n, grain, [&](std::size_t b, std::size_t e) {
+      parallel_ranges(n, grain, [&](std::size_t b, std::size_t e) {
         T* dist = detail::thread_scratch<T, 6>(M);
         for (std::size_t i = b; i < e; ++i) {
           kernels::row_squared_distances(r.centroids.data(), M, d, d, row(i), dist);
@@ -204,7 +191,7 @@ template <attention_scalar T>
     bool any_empty = false;
     for (std::size_t m = 0; m < M; ++m) any_empty = any_empty || r.sizes[m] == 0;
     if (any_empty) {
-      detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+      parallel_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
         for (std::size_t i = b; i < e; ++i)
           pd[i] = detail::kmeans_sq_dist(row(i), &r.centroids(idx(r.assignment[i]), 0), d);
       });
@@ -236,7 +223,7 @@ template <attention_scalar T>
         r.centroids(idx(m), idx(c)) = static_cast<T>(sums[m * d + c] * inv);
     }
     // (4) inertia of (centroids, assignment)
-    detail::kmeans_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
+    parallel_ranges(n, grain_d, [&](std::size_t b, std::size_t e) {
       for (std::size_t i = b; i < e; ++i)
         pd[i] = detail::kmeans_sq_dist(row(i), &r.centroids(idx(r.assignment[i]), 0), d);
     });

@@ -101,20 +101,6 @@ struct sinkhorn_result {
 
 namespace detail {
 
-/// Calls f(begin, end) over contiguous chunks of [0, n) of at least `grain` items, in parallel
-/// when there is more than one chunk.
-template <class F>
-void transport_ranges(std::size_t n, std::size_t grain, F&& f) {
-  const std::size_t by_grain = (n + grain - 1) / std::max<std::size_t>(grain, 1);
-  const std::size_t chunks =
-      std::min<std::size_t>(by_grain, 4 * static_cast<std::size_t>(num_threads()));
-  if (chunks <= 1) {
-    f(std::size_t{0}, n);
-    return;
-  }
-  parallel_for(0, chunks, [&](std::size_t c) { f(n * c / chunks, n * (c + 1) / chunks); });
-}
-
 /// LSE_j(base[j] − row[j]) for j < n, max-subtracted; −inf when every term is −inf.
 /// `scratch` holds n doubles.
 inline double transport_lse_minus(const double* base, const double* row, std::size_t n,
@@ -131,7 +117,7 @@ inline void transport_half_step(const double* ce, std::size_t n, std::size_t m, 
   // ≥ 2^17 log-sum-exp terms per chunk (~100 µs): smaller problems stay on the calling thread.
   const std::size_t grain =
       std::max<std::size_t>(1, (std::size_t{1} << 17) / std::max<std::size_t>(m, 1));
-  transport_ranges(n, grain, [&](std::size_t b, std::size_t e) {
+  parallel_ranges(n, grain, [&](std::size_t b, std::size_t e) {
     double* scratch = thread_scratch<double, 5>(m);
     for (std::size_t i = b; i < e; ++i) out[i] = -transport_lse_minus(base, ce + i * m, m, scratch);
   });
